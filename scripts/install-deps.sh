@@ -1,0 +1,37 @@
+#!/bin/sh
+# install-deps.sh - installs the Debian packages that building and testing
+# Petrel need, and only those that are missing, so a second `make test` does
+# not touch apt at all. Run as root (or via sudo) on Debian 12.
+set -eu
+
+# Build: compiler, CMake, pkg-config and the four required libraries
+# (OpenSSL for TLS, c-ares for DNS, Berkeley DB for lookup tables, PAM for
+# authentication) plus libcrypt for passwd-file hashes and cmocka for unit tests.
+# Tests: the real clients integration tests drive.
+PACKAGES="
+gcc make cmake pkg-config
+libssl-dev libc-ares-dev libdb-dev libpam0g-dev libcrypt-dev libcmocka-dev
+python3 swaks openssl
+"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+else
+    SUDO=
+fi
+echo "install-deps: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing
