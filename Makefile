@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all build deps test asan demo install clean
+.PHONY: all build deps test asan demo demo-stop install clean
 
 all: build
 
@@ -33,8 +33,13 @@ asan: deps $(ASAN_BUILD)/CMakeCache.txt
 demo: build
 	@sh scripts/demo.sh $(BUILD)
 
+demo-stop:
+	@if [ -x run/libexec/petrel ]; then run/libexec/petrel -c run/etc stop; else echo "no demo instance in run/"; fi
+
 install: build
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
+	@[ ! -x run/libexec/petrel ] || run/libexec/petrel -c run/etc stop >/dev/null 2>&1 || true
+	rm -rf run

@@ -1,0 +1,155 @@
+/*
+ * params.c - the defaults table: every petrel.conf parameter, its default,
+ * type, range and a one-line description. This is the only place where
+ * defaults live; docs/configuration.md mirrors it for people.
+ *
+ * Ranges (min, max) apply to int, size and time parameters; max 0 means no
+ * upper limit. Timeouts of the SMTP client follow RFC 5321 section 4.5.3.2.
+ */
+#include "mail/params.h"
+#include "util/config.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#define S CONFIG_STRING
+#define B CONFIG_BOOL
+#define I CONFIG_INT
+#define Z CONFIG_SIZE
+#define T CONFIG_TIME
+#define L CONFIG_LIST
+
+const struct config_def petrel_params[] = {
+    /* Version, directories, identities. */
+    {"config_version", "1", I, 1, PETREL_CONFIG_VERSION,
+     "version of the configuration syntax and defaults this file was written for"},
+    {"config_directory", "/etc/petrel", S, 0, 0, "directory of petrel.conf and services.conf"},
+    {"queue_directory", "/var/spool/petrel", S, 0, 0, "root of the mail queue"},
+    {"daemon_directory", "/usr/libexec/petrel", S, 0, 0,
+     "directory of the programs that master starts"},
+    {"data_directory", "/var/lib/petrel", S, 0, 0,
+     "directory for data files written by the daemons (caches, locks)"},
+    {"mail_owner", "petrel", S, 0, 0, "user the daemons run as"},
+    {"mail_store_owner", "petrel-mail", S, 0, 0,
+     "user that owns mail stored outside home directories (virtual mailboxes)"},
+    {"setgid_group", "petreldrop", S, 0, 0, "group that may write into maildrop/"},
+    {"mail_name", "Petrel", S, 0, 0, "name of the mail system, shown in the SMTP greeting"},
+
+    /* Names of this system. */
+    {"myhostname", "", S, 0, 0,
+     "fully qualified name of this host; empty = the system hostname at run time"},
+    {"mydomain", "", S, 0, 0,
+     "domain of this host; empty = $myhostname without its first label"},
+    {"myorigin", "$myhostname", S, 0, 0,
+     "domain appended to unqualified addresses of locally posted mail"},
+    {"mydestination", "$myhostname, localhost.$mydomain, localhost", L, 0, 0,
+     "domains delivered locally (to system users and aliases)"},
+    {"mynetworks", "127.0.0.0/8 [::1]/128", L, 0, 0,
+     "client networks trusted to relay through this host"},
+    {"inet_interfaces", "all", L, 0, 0,
+     "addresses the network services listen on: all, loopback-only or addresses"},
+    {"inet_protocols", "all", L, 0, 0, "IP versions used: all, ipv4, ipv6"},
+    {"smtpd_banner", "$myhostname ESMTP $mail_name", S, 0, 0,
+     "text after the 220 code of the SMTP greeting"},
+
+    /* Limits of the SMTP server. */
+    {"message_size_limit", "10240000", Z, 0, 0,
+     "largest message accepted, in bytes, headers included; 0 = no limit"},
+    {"smtpd_recipient_limit", "1000", I, 1, 0, "most recipients accepted for one message"},
+    {"line_length_limit", "2048", I, 1000, 0,
+     "longest line stored as one piece; longer lines are split (RFC 5321 needs 1000)"},
+    {"smtpd_timeout", "300s", T, 1, 0,
+     "how long the SMTP server waits for the next command or reply write"},
+    {"smtpd_data_timeout", "600s", T, 1, 0,
+     "how long the SMTP server waits for more message content during DATA or BDAT"},
+    {"disable_vrfy_command", "no", B, 0, 0, "refuse the VRFY command"},
+    {"smtputf8_enable", "yes", B, 0, 0, "offer and accept SMTPUTF8 (RFC 6531)"},
+
+    /* SMTP client. */
+    {"relayhost", "", S, 0, 0,
+     "send all outgoing mail via this host, optionally host:port; [host] skips the MX lookup; "
+     "empty = deliver directly"},
+    {"smtp_port", "25", I, 1, 65535, "TCP port of next-hop hosts found by MX lookup"},
+    {"smtp_connect_timeout", "30s", T, 1, 0, "time limit for a TCP connection to complete"},
+    {"smtp_helo_timeout", "300s", T, 1, 0, "time limit for the greeting and EHLO reply"},
+    {"smtp_mail_timeout", "300s", T, 1, 0, "time limit for the MAIL FROM reply"},
+    {"smtp_rcpt_timeout", "300s", T, 1, 0, "time limit for each RCPT TO reply"},
+    {"smtp_data_init_timeout", "120s", T, 1, 0, "time limit for the DATA reply"},
+    {"smtp_data_xfer_timeout", "180s", T, 1, 0, "time limit for sending each block of content"},
+    {"smtp_data_done_timeout", "600s", T, 1, 0, "time limit for the reply after the final '.'"},
+    {"smtp_quit_timeout", "300s", T, 1, 0, "time limit for the QUIT reply"},
+    {"smtp_tls_security_level", "may", S, 0, 0,
+     "TLS for outgoing mail: none, may (opportunistic), encrypt, verify"},
+    {"dns_servers", "", L, 0, 0,
+     "DNS servers (address or address:port) for MX lookups; empty = /etc/resolv.conf"},
+
+    /* TLS of the servers. */
+    {"smtpd_tls_cert_file", "", S, 0, 0, "PEM certificate chain of the servers; empty = no TLS"},
+    {"smtpd_tls_key_file", "", S, 0, 0, "PEM private key matching smtpd_tls_cert_file"},
+
+    /* Queue manager. */
+    {"maximal_queue_lifetime", "5d", T, 0, 0,
+     "how long a message may stay in the queue before it is returned as undeliverable"},
+    {"bounce_queue_lifetime", "5d", T, 0, 0,
+     "the same for bounces (messages with a null sender)"},
+    {"minimal_backoff_time", "300s", T, 1, 0, "shortest wait before retrying a deferred message"},
+    {"maximal_backoff_time", "4000s", T, 1, 0, "longest wait before retrying a deferred message"},
+    {"queue_run_delay", "300s", T, 1, 0, "how often the deferred queue is scanned"},
+    {"delay_warning_time", "0h", T, 0, 0,
+     "when to tell the sender that a message is delayed; 0 = never"},
+
+    /* Addresses, tables and local delivery. */
+    {"recipient_delimiter", "+", S, 0, 0,
+     "characters that separate a user name from an extension (user+ext); empty = none"},
+    {"alias_maps", "hash:/etc/aliases", L, 0, 0, "alias tables used by local delivery"},
+    {"alias_database", "hash:/etc/aliases", L, 0, 0, "alias tables rebuilt by newaliases"},
+    {"home_mailbox", "Maildir/", S, 0, 0,
+     "mailbox relative to the home directory; a trailing '/' means Maildir, "
+     "empty = mbox in mail_spool_directory"},
+    {"mail_spool_directory", "/var/mail", S, 0, 0,
+     "directory of mbox files when home_mailbox is empty"},
+    {"virtual_alias_maps", "", L, 0, 0, "tables that rewrite recipient addresses of any domain"},
+    {"virtual_mailbox_domains", "", L, 0, 0,
+     "domains whose users have virtual mailboxes (no system account)"},
+    {"virtual_mailbox_maps", "", L, 0, 0,
+     "tables mapping virtual mailbox addresses to mailbox paths"},
+    {"relay_domains", "", L, 0, 0, "domains this host accepts mail for and relays onward"},
+    {"transport_maps", "", L, 0, 0, "tables choosing the delivery method and next hop per domain"},
+
+    /* Processes and logging. */
+    {"default_process_limit", "100", I, 1, 0,
+     "most processes of one service when services.conf says '-'"},
+    {"max_use", "100", I, 1, 0, "clients a daemon process serves before it exits"},
+    {"max_idle", "100s", T, 1, 0, "how long an idle daemon process waits before it exits"},
+    {"log_destination", "syslog", S, 0, 0, "where logs go: syslog, stderr or an absolute file path"},
+    {"master_stop_timeout", "10s", T, 0, 3600,
+     "at stop, how long master lets sessions in progress finish before it kills them"},
+
+    {NULL, NULL, S, 0, 0, NULL},
+};
+
+struct config *params_config_new(void)
+{
+    return config_new(petrel_params);
+}
+
+void params_host_defaults(struct config *cfg, const char *hostname)
+{
+    if (!config_is_set(cfg, "myhostname")) {
+        char buf[256]; /* HOST_NAME_MAX is 64 on Linux */
+        if (hostname == NULL) {
+            if (gethostname(buf, sizeof(buf)) == 0 && memchr(buf, '\0', sizeof(buf)) != NULL &&
+                buf[0] != '\0')
+                hostname = buf;
+            else
+                hostname = "localhost";
+        }
+        config_set_default(cfg, "myhostname", hostname);
+    }
+    if (!config_is_set(cfg, "mydomain")) {
+        const char *host = config_get(cfg, "myhostname");
+        const char *dot = host != NULL ? strchr(host, '.') : NULL;
+        config_set_default(cfg, "mydomain",
+                           dot != NULL && dot[1] != '\0' ? dot + 1 : "localdomain");
+    }
+}
