@@ -152,6 +152,27 @@ class MasterTest(unittest.TestCase):
         self.assertRegex(r.stderr, conf + r":\d+: ")
         self.assertEqual(self.inst.master_pid(), 0)
 
+    def test_ipv6_and_wildcard_listeners(self):
+        if not socket.has_ipv6:
+            self.skipTest("no IPv6")
+        try:
+            with socket.socket(socket.AF_INET6) as s:
+                s.bind(("::1", 0))
+        except OSError:
+            self.skipTest("no IPv6 loopback")
+        p6, pall = free_port(), free_port()
+        self.inst.write_services(echo_services(self.port) + [
+            "echo6 accept [::1]:%d - - 2 echo-server" % p6,
+            "echoall accept inet:%d - - 2 echo-server" % pall])
+        self.inst.start()
+        s = socket.create_connection(("::1", p6), timeout=10)
+        self.assertIn(b"service=echo6", s.recv(200))
+        s.close()
+        for host in ("127.0.0.1", "::1"):  # the wildcard serves both families
+            s = socket.create_connection((host, pall), timeout=10)
+            self.assertIn(b"service=echoall", s.recv(200))
+            s.close()
+
     def test_check_clean_config(self):
         r = self.inst.petrel("check", check=False)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -249,6 +270,20 @@ class PrivilegeTest(unittest.TestCase):
         self.inst.petrel("set-permissions")
         r = self.inst.petrel("check", check=False)
         self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_chroot_service(self):
+        port = free_port()
+        jail = os.path.join("/tmp", "petrel-jail-%d" % os.getpid())
+        os.makedirs(jail, exist_ok=True)
+        self.addCleanup(os.rmdir, jail)
+        self.inst = Instance(["echo accept 127.0.0.1:%d - %s 2 echo-server" % (port, jail)])
+        self.inst.start()
+        c = Client(port)
+        self.assertEqual(os.readlink("/proc/%d/root" % c.pid), jail)
+        uid, _, _ = proc_ids(c.pid)
+        self.assertEqual(uid, [pwd.getpwnam("petrel").pw_uid] * 4)
+        self.assertEqual(c.cmd("in jail"), "250 in jail")
+        c.close()
 
     def test_missing_service_user(self):
         port = free_port()
