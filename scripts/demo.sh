@@ -64,7 +64,8 @@ cat <<TXT
 
 Petrel demo instance is running from $RUN (log: $RUN/mail.log).
 What runs today: master (the supervisor) and the echo test service, which
-shows the supervisor at work: try   printf 'hello\nQUIT\n' | nc 127.0.0.1 $ECHO_PORT
+shows the supervisor at work; try:
+  python3 -c 'import socket; s = socket.create_connection(("127.0.0.1", $ECHO_PORT)); s.sendall(b"hello\nQUIT\n"); print(s.makefile().read())'
 The mail services (smtpd, qmgr, local delivery, POP3, IMAP) are not written
 yet; they will appear here and in run/demo.env as they land.
 
