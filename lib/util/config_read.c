@@ -12,6 +12,7 @@
  */
 #include "util/config.h"
 #include "util/config_int.h"
+#include "util/utf8.h"
 #include "util/strbuf.h"
 
 #include <errno.h>
@@ -54,47 +55,6 @@ static void line_error(struct reader *r, int line, const char *fmt, ...)
     strbuf_appendc(r->errors, '\n');
 }
 
-/* The offset of the first byte that is not part of well-formed UTF-8
- * (no overlong forms, no surrogates, nothing above U+10FFFF), or n. */
-static size_t utf8_invalid_at(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t need;
-        unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the 2nd byte */
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            if (c == 0xE0)
-                lo = 0xA0; /* overlong */
-            else if (c == 0xED)
-                hi = 0x9F; /* surrogates */
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            if (c == 0xF0)
-                lo = 0x90; /* overlong */
-            else if (c == 0xF4)
-                hi = 0x8F; /* above U+10FFFF */
-        } else {
-            return i;
-        }
-        if (n - i <= need)
-            return i;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return i;
-        for (size_t k = 2; k <= need; k++)
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
-        i += need + 1;
-    }
-    return n;
-}
-
 /* Checks one physical line (without its line end); reports and returns
  * false if it cannot be used. */
 static bool check_line(struct reader *r, int lineno, const char *s, size_t n)
@@ -115,7 +75,7 @@ static bool check_line(struct reader *r, int lineno, const char *s, size_t n)
             return false;
         }
     }
-    size_t bad = utf8_invalid_at((const unsigned char *)s, n);
+    size_t bad = utf8_invalid_at(s, n);
     if (bad < n) {
         line_error(r, lineno, "line is not valid UTF-8 (byte 0x%02x at column %zu)",
                    (unsigned char)s[bad], bad + 1);
