@@ -64,6 +64,15 @@ const struct config_def petrel_params[] = {
      "how long the SMTP server waits for more message content during DATA or BDAT"},
     {"disable_vrfy_command", "no", B, 0, 0, "refuse the VRFY command"},
     {"smtputf8_enable", "yes", B, 0, 0, "offer and accept SMTPUTF8 (RFC 6531)"},
+    {"smtpd_pregreet_wait", "0", I, 0, 10000,
+     "milliseconds to wait before the greeting; a client that talks first is refused "
+     "(0 = only refuse input already waiting)"},
+    {"smtpd_soft_error_limit", "10", I, 0, 0,
+     "errors in one session after which each error reply is delayed"},
+    {"smtpd_hard_error_limit", "20", I, 1, 0,
+     "errors in one session after which the server disconnects (421 4.7.0)"},
+    {"smtpd_error_sleep_time", "1s", T, 0, 60,
+     "delay before each error reply once the soft error limit is passed"},
 
     /* SMTP client. */
     {"relayhost", "", S, 0, 0,
