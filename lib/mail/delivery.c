@@ -1,0 +1,299 @@
+/*
+ * delivery.c - the qmgr <-> delivery agent protocol; see delivery.h and
+ * docs/ipc.md.
+ */
+#include "mail/delivery.h"
+#include "mail/queue_file.h"
+#include "util/attr.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct attr_limits delivery_limits = {
+    .max_attrs = 16,
+    .max_value = 8192,
+    .max_total = 32768,
+};
+
+void delivery_request_init(struct delivery_request *req)
+{
+    memset(req, 0, sizeof(*req));
+    strbuf_init(&req->sender);
+}
+
+void delivery_request_free(struct delivery_request *req)
+{
+    for (size_t i = 0; i < req->nrcpt; i++) {
+        strbuf_free(&req->rcpts[i].address);
+        strbuf_free(&req->rcpts[i].orcpt);
+    }
+    free(req->rcpts);
+    strbuf_free(&req->sender);
+    memset(req, 0, sizeof(*req));
+}
+
+void delivery_request_add(struct delivery_request *req, unsigned index, const char *address,
+                          const char *orcpt, unsigned notify)
+{
+    req->rcpts = xreallocarray(req->rcpts, req->nrcpt + 1, sizeof(*req->rcpts));
+    struct delivery_rcpt *r = &req->rcpts[req->nrcpt++];
+    r->index = index;
+    strbuf_init(&r->address);
+    strbuf_init(&r->orcpt);
+    strbuf_sets(&r->address, address);
+    if (orcpt)
+        strbuf_sets(&r->orcpt, orcpt);
+    r->notify = notify;
+}
+
+static int write_list(int fd, struct attr_list *l)
+{
+    int rc = attr_write(fd, l, DELIVERY_IO_TIMEOUT_MS);
+    attr_list_free(&l);
+    return rc;
+}
+
+int delivery_request_write(int fd, const struct delivery_request *req)
+{
+    struct attr_list *l = attr_list_new();
+    attr_add_str(l, "protocol", "deliver");
+    attr_add_str(l, "queue_id", req->queue_id);
+    attr_add_bytes(l, "sender", req->sender.data, req->sender.len);
+    attr_add_int(l, "nrcpt", (long long)req->nrcpt);
+    attr_add_int(l, "arrival", (long long)req->arrival);
+    if (write_list(fd, l) < 0)
+        return -1;
+    for (size_t i = 0; i < req->nrcpt; i++) {
+        const struct delivery_rcpt *r = &req->rcpts[i];
+        l = attr_list_new();
+        attr_add_int(l, "index", r->index);
+        attr_add_bytes(l, "address", r->address.data, r->address.len);
+        if (r->orcpt.len)
+            attr_add_bytes(l, "orcpt", r->orcpt.data, r->orcpt.len);
+        attr_add_int(l, "notify", r->notify);
+        if (write_list(fd, l) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A text value that may go into a queue file or a log: no CR, LF or NUL. */
+static const char *get_text(const struct attr_list *l, const char *name, bool required,
+                            strbuf *err)
+{
+    size_t n;
+    const char *v = attr_get_bytes(l, name, &n);
+    if (v == NULL) {
+        if (required) {
+            strbuf_reset(err);
+            strbuf_printf(err, "delivery protocol: missing attribute \"%s\"", name);
+        }
+        return required ? NULL : "";
+    }
+    if (!queue_value_ok(v, n)) {
+        strbuf_reset(err);
+        strbuf_printf(err, "delivery protocol: attribute \"%s\" holds CR, LF, NUL or is too long",
+                      name);
+        return NULL;
+    }
+    return v;
+}
+
+int delivery_request_read(int fd, struct delivery_request *req, strbuf *err)
+{
+    static const char *const head_known[] = { "queue_id", "sender", "nrcpt", "arrival", NULL };
+    static const char *const rcpt_known[] = { "index", "address", "orcpt", "notify", NULL };
+    struct attr_list *l = attr_list_new();
+    int rc = attr_read(fd, l, &delivery_limits, DELIVERY_IO_TIMEOUT_MS, err);
+    if (rc <= 0) {
+        attr_list_free(&l);
+        return rc == 0 ? 1 : -1;
+    }
+    long long nrcpt, arrival;
+    const char *id, *sender;
+    if (attr_expect_protocol(l, "deliver", err) < 0 || attr_check_known(l, head_known, err) < 0 ||
+        (id = attr_require(l, "queue_id", err)) == NULL ||
+        (sender = get_text(l, "sender", true, err)) == NULL ||
+        attr_get_int(l, "nrcpt", 1, DELIVERY_MAX_RCPTS, &nrcpt, err) < 0 ||
+        attr_get_int(l, "arrival", 0, INT64_MAX, &arrival, err) < 0)
+        goto fail;
+    if (!queue_id_valid(id)) {
+        strbuf_reset(err);
+        strbuf_appends(err, "delivery protocol: invalid queue id");
+        goto fail;
+    }
+    memcpy(req->queue_id, id, QUEUE_ID_SIZE);
+    strbuf_sets(&req->sender, sender);
+    req->arrival = arrival;
+    for (long long i = 0; i < nrcpt; i++) {
+        rc = attr_read(fd, l, &delivery_limits, DELIVERY_IO_TIMEOUT_MS, err);
+        if (rc <= 0) {
+            if (rc == 0) {
+                strbuf_reset(err);
+                strbuf_appends(err, "delivery protocol: connection closed inside a request");
+            }
+            goto fail;
+        }
+        long long index, notify;
+        const char *addr, *orcpt;
+        if (attr_check_known(l, rcpt_known, err) < 0 ||
+            attr_get_int(l, "index", 0, QUEUE_MAX_RCPTS - 1, &index, err) < 0 ||
+            attr_get_int(l, "notify", 0, 15, &notify, err) < 0 ||
+            (addr = get_text(l, "address", true, err)) == NULL ||
+            (orcpt = get_text(l, "orcpt", false, err)) == NULL)
+            goto fail;
+        if (*addr == '\0') {
+            strbuf_reset(err);
+            strbuf_appends(err, "delivery protocol: empty recipient address");
+            goto fail;
+        }
+        delivery_request_add(req, (unsigned)index, addr, orcpt, (unsigned)notify);
+    }
+    attr_list_free(&l);
+    return 0;
+fail:
+    attr_list_free(&l);
+    return -1;
+}
+
+void delivery_result_init(struct delivery_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    strbuf_init(&res->reason);
+}
+
+void delivery_result_free(struct delivery_result *res)
+{
+    strbuf_free(&res->reason);
+}
+
+const char *delivery_status_name(enum delivery_status st)
+{
+    switch (st) {
+    case DELIVERY_SENT: return "sent";
+    case DELIVERY_DEFERRED: return "deferred";
+    default: return "bounced";
+    }
+}
+
+bool delivery_dsn_valid(const char *dsn)
+{
+    if (dsn[0] != '2' && dsn[0] != '4' && dsn[0] != '5')
+        return false;
+    const char *p = dsn + 1;
+    for (int part = 0; part < 2; part++) {
+        if (*p++ != '.')
+            return false;
+        int digits = 0;
+        while (isdigit((unsigned char)*p) && digits < 4) {
+            p++;
+            digits++;
+        }
+        if (digits < 1 || digits > 3)
+            return false;
+    }
+    return *p == '\0';
+}
+
+static char dsn_class(enum delivery_status st)
+{
+    return st == DELIVERY_SENT ? '2' : st == DELIVERY_DEFERRED ? '4' : '5';
+}
+
+void delivery_result_set(struct delivery_result *res, unsigned index, enum delivery_status st,
+                         const char *dsn, const char *fmt, ...)
+{
+    res->index = index;
+    res->status = st;
+    if (!delivery_dsn_valid(dsn) || dsn[0] != dsn_class(st) || strlen(dsn) >= sizeof(res->dsn))
+        log_panic("delivery_result_set: DSN code \"%s\" does not fit status %s", dsn,
+                  delivery_status_name(st));
+    snprintf(res->dsn, sizeof(res->dsn), "%s", dsn);
+    strbuf_reset(&res->reason);
+    va_list ap;
+    va_start(ap, fmt);
+    strbuf_vprintf(&res->reason, fmt, ap);
+    va_end(ap);
+    /* The reason goes into a queue-file-bound bounce and a log line. */
+    for (size_t i = 0; i < res->reason.len; i++)
+        if ((unsigned char)res->reason.data[i] < 0x20)
+            res->reason.data[i] = ' ';
+    if (res->reason.len > 1000)
+        strbuf_truncate(&res->reason, 1000);
+}
+
+int delivery_result_write(int fd, const struct delivery_result *res)
+{
+    struct attr_list *l = attr_list_new();
+    attr_add_int(l, "index", res->index);
+    attr_add_str(l, "status", delivery_status_name(res->status));
+    attr_add_str(l, "dsn", res->dsn);
+    attr_add_bytes(l, "reason", res->reason.data, res->reason.len);
+    return write_list(fd, l);
+}
+
+int delivery_done_write(int fd)
+{
+    struct attr_list *l = attr_list_new();
+    attr_add_str(l, "status", "done");
+    return write_list(fd, l);
+}
+
+int delivery_result_read(int fd, struct delivery_result *res, strbuf *err)
+{
+    static const char *const known[] = { "index", "status", "dsn", "reason", NULL };
+    struct attr_list *l = attr_list_new();
+    int rc = attr_read(fd, l, &delivery_limits, DELIVERY_IO_TIMEOUT_MS, err);
+    if (rc <= 0) {
+        if (rc == 0) {
+            strbuf_reset(err);
+            strbuf_appends(err, "delivery agent closed the connection before the end record");
+        }
+        attr_list_free(&l);
+        return -1;
+    }
+    const char *status = attr_get(l, "status");
+    if (status && strcmp(status, "done") == 0 && attr_count(l) == 1) {
+        attr_list_free(&l);
+        return 0;
+    }
+    long long index;
+    const char *dsn, *reason;
+    if (attr_check_known(l, known, err) < 0 ||
+        attr_get_int(l, "index", 0, QUEUE_MAX_RCPTS - 1, &index, err) < 0 ||
+        (dsn = attr_require(l, "dsn", err)) == NULL ||
+        (reason = get_text(l, "reason", true, err)) == NULL || status == NULL)
+        goto fail;
+    enum delivery_status st;
+    if (strcmp(status, "sent") == 0)
+        st = DELIVERY_SENT;
+    else if (strcmp(status, "deferred") == 0)
+        st = DELIVERY_DEFERRED;
+    else if (strcmp(status, "bounced") == 0)
+        st = DELIVERY_BOUNCED;
+    else {
+        strbuf_reset(err);
+        strbuf_appends(err, "delivery protocol: unknown status word");
+        goto fail;
+    }
+    if (!delivery_dsn_valid(dsn) || dsn[0] != dsn_class(st) || strlen(dsn) >= sizeof(res->dsn)) {
+        strbuf_reset(err);
+        strbuf_appends(err, "delivery protocol: DSN code malformed or not matching the status");
+        goto fail;
+    }
+    res->index = (unsigned)index;
+    res->status = st;
+    snprintf(res->dsn, sizeof(res->dsn), "%s", dsn);
+    strbuf_sets(&res->reason, reason);
+    attr_list_free(&l);
+    return 1;
+fail:
+    attr_list_free(&l);
+    return -1;
+}
