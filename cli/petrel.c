@@ -1,6 +1,7 @@
 /*
  * petrel.c - the `petrel` administration command: start, stop, reload,
- * status, check, config and set-permissions (see usage() and docs/petrel.8.md).
+ * status, check, config, set-permissions, map and newaliases (see usage()
+ * and docs/petrel.8.md).
  *
  * Exit status: 0 success; 1 the operation failed or found problems (check),
  * or master is not running (stop, reload, status); 64 usage error.
@@ -34,6 +35,8 @@ static void usage(FILE *f)
             "  config [-n] [-x] [name...]\n"
             "                     print parameters (-n: only those set, -x: expanded)\n"
             "  set-permissions    create the queue directories and repair owners and modes\n"
+            "  map [type:]file... compile lookup tables from their text source (like postmap)\n"
+            "  newaliases         rebuild the alias_database tables from their aliases files\n"
             "\n"
             "-c confdir selects the configuration directory (default %s).\n"
             "Exit status: 0 success, 1 failure or problems found or not running, 64 usage.\n",
@@ -113,7 +116,8 @@ int main(int argc, char **argv)
     } cmds[] = {
         { "start", cmd_start },   { "stop", cmd_stop },     { "reload", cmd_reload },
         { "status", cmd_status }, { "check", cmd_check },   { "config", cmd_config },
-        { "set-permissions", cmd_set_permissions },
+        { "set-permissions", cmd_set_permissions }, { "map", cmd_map },
+        { "newaliases", cmd_newaliases },
     };
     for (size_t c = 0; c < sizeof(cmds) / sizeof(cmds[0]); c++)
         if (strcmp(argv[i], cmds[c].name) == 0) {

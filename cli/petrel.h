@@ -29,6 +29,8 @@ int cmd_status(struct petrel_cli *cli, int argc, char **argv);
 int cmd_check(struct petrel_cli *cli, int argc, char **argv);
 int cmd_config(struct petrel_cli *cli, int argc, char **argv);
 int cmd_set_permissions(struct petrel_cli *cli, int argc, char **argv);
+int cmd_map(struct petrel_cli *cli, int argc, char **argv);
+int cmd_newaliases(struct petrel_cli *cli, int argc, char **argv);
 
 /* The pid of the running master from <queue>/pid/master.pid, or 0 when no
  * master holds the queue lock. */

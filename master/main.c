@@ -116,6 +116,25 @@ static void detach_stdio(void)
     }
 }
 
+/* A log file written by every service: the unprivileged ones must be able
+ * to append to it, so it belongs to mail_owner (the log module opens it
+ * with O_NOFOLLOW, so the owner cannot redirect root's writes elsewhere). */
+static void share_log_file(struct master *m)
+{
+    if (!m->can_switch || m->log_destination == NULL || m->log_destination[0] != '/')
+        return;
+    struct priv_user u;
+    strbuf why;
+    strbuf_init(&why);
+    if (privilege_lookup_user(m->mail_owner, &u, &why) == PRIV_LOOKUP_FOUND) {
+        if (chown(m->log_destination, u.uid, u.gid) < 0)
+            log_warning("cannot give the log file %s to %s: %m", m->log_destination,
+                        m->mail_owner);
+        privilege_user_free(&u);
+    }
+    strbuf_free(&why);
+}
+
 static void prepare_queue(struct master *m)
 {
     struct queue_owners o;
@@ -209,6 +228,7 @@ static void reload(struct master *m)
     }
     if (m->log_destination && log_open_spec(m->log_destination) < 0)
         log_warning("log_destination %s: %m", m->log_destination);
+    share_log_file(m);
     for (struct msvc *n = fresh; n; n = n->next)
         for (struct msvc *o = m->services; o; o = o->next)
             listeners_inherit(n, o);
@@ -368,7 +388,9 @@ static void main_loop(struct master *m)
                 children_read_status(m, s);
                 continue;
             }
-            /* A client waits on a listener and no process of s is idle. */
+            /* A client waits on a listener and no process of s seemed idle; a
+             * process that just finished may have reported since the poll. */
+            children_read_status(m, s);
             if (s->nidle > 0 || s->retired)
                 continue;
             if (s->nproc < s->limit) {
@@ -431,6 +453,7 @@ int main(int argc, char **argv)
         daemonize();
     if (m.log_destination && log_open_spec(m.log_destination) < 0)
         startup_fail("log_destination %s: %s", m.log_destination, strerror(errno));
+    share_log_file(&m);
     if (!m.can_switch)
         log_info("running as non-root (uid %ld): not switching users", (long)geteuid());
     prepare_queue(&m);

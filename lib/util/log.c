@@ -57,7 +57,7 @@ int log_open(enum log_dest dest, const char *path)
             errno = EINVAL;
             return -1;
         }
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0640);
         if (fd < 0)
             return -1;
     }

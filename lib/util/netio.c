@@ -295,6 +295,69 @@ enum netio_status netio_read_line(struct netio *io, strbuf *line, unsigned *flag
     }
 }
 
+enum netio_status netio_read_line_part(struct netio *io, strbuf *part, size_t max,
+                                       unsigned *flags_r)
+{
+    unsigned dummy;
+    if (flags_r == NULL)
+        flags_r = &dummy;
+    *flags_r = 0;
+    strbuf_reset(part);
+    if (max == 0 || max > SIZE_MAX / 4)
+        log_panic("netio: line piece size %zu out of range", max);
+    long long deadline = netio_now_ms() + io->read_timeout;
+
+    for (;;) {
+        const char *start = io->in.data + io->in_pos;
+        size_t avail = netio_pending(io);
+        /* An LF at index max + 1 still ends a line of max bytes if a CR
+         * precedes it, so look that far. */
+        size_t window = avail < max + 2 ? avail : max + 2;
+        const char *lf = memchr(start, '\n', window);
+        bool pending_cr = false;
+        if (lf != NULL) {
+            size_t end = (size_t)(lf - start);
+            size_t clen = end > 0 && start[end - 1] == '\r' ? end - 1 : end;
+            if (clen <= max) {
+                unsigned flags = stretch_flags(start, end, &pending_cr, 0);
+                flags |= pending_cr ? NETIO_LINE_CRLF : NETIO_LINE_LF;
+                strbuf_set(part, start, clen);
+                io->in_pos += end + 1;
+                *flags_r = flags;
+                return NETIO_OK;
+            }
+        }
+        if (avail >= max + 2 || (avail == max + 1 && start[max] != '\r')) {
+            /* The content goes on past max bytes (a CR at index max could
+             * still have been the terminator, hence the second byte). Byte
+             * max is not LF, so a CR at max - 1 is bare. */
+            unsigned flags = stretch_flags(start, max, &pending_cr, 0);
+            if (pending_cr)
+                flags |= NETIO_LINE_BARE_CR;
+            strbuf_set(part, start, max);
+            io->in_pos += max;
+            *flags_r = flags | NETIO_LINE_PARTIAL;
+            return NETIO_OK;
+        }
+        ssize_t r = fill(io, deadline);
+        if (r < 0)
+            return read_failed();
+        if (r == 0) {
+            if (avail == 0)
+                return NETIO_EOF;
+            /* avail <= max here: the whole unterminated rest fits. */
+            start = io->in.data + io->in_pos;
+            unsigned flags = stretch_flags(start, avail, &pending_cr, 0);
+            if (pending_cr)
+                flags |= NETIO_LINE_BARE_CR;
+            strbuf_set(part, start, avail);
+            io->in_pos = io->in.len;
+            *flags_r = flags;
+            return NETIO_EOF_PARTIAL;
+        }
+    }
+}
+
 enum netio_status netio_read_exact(struct netio *io, strbuf *out, size_t n)
 {
     strbuf_reset(out);

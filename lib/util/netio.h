@@ -9,7 +9,9 @@
  * NUL bytes) so that callers can defend against SMTP smuggling and framing
  * tricks. Over-long lines are cut at the limit and the rest of the line is
  * discarded, so the caller can answer "500 5.5.2 line too long" and stay in
- * step with the client.
+ * step with the client. Message content, where no byte may be lost, is read
+ * with netio_read_line_part() instead: pieces of a bounded size, never a
+ * discard.
  *
  * The bytes travel through a pluggable backend (struct netio_backend). The
  * plain backend talks to file descriptors with poll(); the TLS layer adds a
@@ -62,6 +64,9 @@ enum netio_status {
  * the over-long line, so the stream is no longer at a line boundary. The
  * caller must reply with an error and close the connection. */
 #define NETIO_LINE_DESYNC 0x10
+/* From netio_read_line_part() only: the piece returned is not the end of its
+ * line; the next call continues the same line. */
+#define NETIO_LINE_PARTIAL 0x20
 
 /*
  * How the line layer moves bytes. Both functions wait at most timeout_ms
@@ -140,6 +145,25 @@ size_t netio_discard_input(struct netio *io);
  * After TIMEOUT or ERROR the stream position is unknown: close the session.
  */
 enum netio_status netio_read_line(struct netio *io, strbuf *line, unsigned *flags_r);
+
+/*
+ * Reads the next piece of the current line, never throwing input away: for
+ * message content, where an over-long line must be kept whole (DATA), unlike
+ * commands. `part` receives at most max (> 0) content bytes, replacing its
+ * contents. If the line ends within them, flags has NETIO_LINE_CRLF or
+ * NETIO_LINE_LF as with netio_read_line (terminator not included); otherwise
+ * `part` holds exactly max bytes, flags has NETIO_LINE_PARTIAL and the next
+ * call goes on with the same line. A CR is never split from its LF: a piece
+ * ends in CR only when the byte after it was seen not to be LF, and that CR
+ * is then flagged NETIO_LINE_BARE_CR. BARE_CR and NUL describe this piece
+ * only. The read timeout bounds each call (one piece), not the whole line.
+ * The maximum line length and the discard limit do not apply.
+ * Returns NETIO_OK, NETIO_EOF (closed at a line boundary, `part` empty),
+ * NETIO_EOF_PARTIAL (closed mid-line: `part` holds the rest, flags have
+ * neither CRLF nor LF; a trailing CR is bare), NETIO_TIMEOUT or NETIO_ERROR.
+ */
+enum netio_status netio_read_line_part(struct netio *io, strbuf *part, size_t max,
+                                       unsigned *flags_r);
 
 /*
  * Reads exactly n bytes into `out` (replacing its contents), for BDAT

@@ -67,6 +67,7 @@ class Instance:
         lines = [
             "# written by tests/integration/petrel_instance.py",
             "config_version = 1",
+            "config_directory = " + self.conf,
             "queue_directory = " + self.queue,
             "daemon_directory = " + self.libexec,
             "log_destination = " + self.log,
@@ -95,6 +96,14 @@ class Instance:
     def append_conf(self, line):
         with open(os.path.join(self.conf, "petrel.conf"), "a") as f:
             f.write(line + "\n")
+
+    def write_file(self, name, text):
+        """A file in the configuration directory (tables, aliases)."""
+        path = os.path.join(self.conf, name)
+        with open(path, "w") as f:
+            f.write(text)
+        self._fix_owner(path)
+        return path
 
     def write_services(self, lines):
         with open(os.path.join(self.conf, "services.conf"), "w") as f:

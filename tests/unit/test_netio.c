@@ -621,6 +621,127 @@ static void test_pipes(void **state)
     close(out[1]);
 }
 
+/* ---- pieces of long lines (message content) ---- */
+
+/* Reads one piece and checks status, content and flags. */
+static void expect_part(struct netio *io, size_t max, enum netio_status st, const char *text,
+                        size_t len, unsigned flags)
+{
+    strbuf part;
+    strbuf_init(&part);
+    unsigned f = 0xffff;
+    enum netio_status got = netio_read_line_part(io, &part, max, &f);
+    if (got != st)
+        fail_msg("status %s, expected %s", netio_status_str(got), netio_status_str(st));
+    assert_int_equal(part.len, len);
+    assert_memory_equal(part.data, text, len);
+    assert_int_equal(f, flags);
+    strbuf_free(&part);
+}
+
+#define EXPECT_PART(io, max, st, lit, flags) expect_part(io, max, st, lit, sizeof(lit) - 1, flags)
+
+static void test_part_splits_without_loss(void **state)
+{
+    (void)state;
+    static const char in[] = "abcdefghij\r\nxy\r\nabcd\r\nab\nabcde\r\r\nend";
+    /* Every read size, so that each piece boundary meets each chunk boundary. */
+    for (size_t step = 1; step <= sizeof(in); step++) {
+        struct mem m;
+        struct netio *io = mem_io(&m, in, sizeof(in) - 1, step);
+        EXPECT_PART(io, 4, NETIO_OK, "abcd", NETIO_LINE_PARTIAL);
+        EXPECT_PART(io, 4, NETIO_OK, "efgh", NETIO_LINE_PARTIAL);
+        EXPECT_PART(io, 4, NETIO_OK, "ij", NETIO_LINE_CRLF);
+        EXPECT_PART(io, 4, NETIO_OK, "xy", NETIO_LINE_CRLF);
+        /* Exactly max bytes then CRLF: one piece, the CR is not split off. */
+        EXPECT_PART(io, 4, NETIO_OK, "abcd", NETIO_LINE_CRLF);
+        EXPECT_PART(io, 4, NETIO_OK, "ab", NETIO_LINE_LF);
+        /* "abcde\r\r\n": the first CR is bare, the second ends the line. */
+        EXPECT_PART(io, 4, NETIO_OK, "abcd", NETIO_LINE_PARTIAL);
+        EXPECT_PART(io, 4, NETIO_OK, "e\r", NETIO_LINE_CRLF | NETIO_LINE_BARE_CR);
+        EXPECT_PART(io, 4, NETIO_EOF_PARTIAL, "end", 0);
+        EXPECT_PART(io, 4, NETIO_EOF, "", 0);
+        netio_free(&io);
+        strbuf_free(&m.written);
+    }
+}
+
+static void test_part_cr_at_piece_end(void **state)
+{
+    (void)state;
+    /* A CR in the last position of a piece: bare when the next byte is not
+     * LF; when it is LF the piece must stop before the CR instead. */
+    static const char in[] = "abc\rdef\r\nabc\r\n\0x\r\n";
+    for (size_t step = 1; step <= sizeof(in); step++) {
+        struct mem m;
+        struct netio *io = mem_io(&m, in, sizeof(in) - 1, step);
+        EXPECT_PART(io, 4, NETIO_OK, "abc\r", NETIO_LINE_PARTIAL | NETIO_LINE_BARE_CR);
+        EXPECT_PART(io, 4, NETIO_OK, "def", NETIO_LINE_CRLF);
+        EXPECT_PART(io, 3, NETIO_OK, "abc", NETIO_LINE_CRLF);
+        EXPECT_PART(io, 3, NETIO_OK, "\0x", NETIO_LINE_CRLF | NETIO_LINE_NUL);
+        EXPECT_PART(io, 3, NETIO_EOF, "", 0);
+        netio_free(&io);
+        strbuf_free(&m.written);
+    }
+}
+
+static void test_part_megabyte_line_kept(void **state)
+{
+    (void)state;
+    /* A 1 MB line through a real socket: every byte comes back in pieces,
+     * and the following line is intact. netio's max_line does not apply. */
+    size_t n = 1024 * 1024;
+    char *big = malloc(n + 16);
+    assert_non_null(big);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)('a' + i % 26);
+    memcpy(big + n, "\r\nnext\r\n", 8);
+    int sv[2];
+    make_pair(sv);
+    pid_t pid = spawn_writer(sv[1], big, n + 8);
+    struct netio *io = netio_new(sv[0]);
+    netio_set_max_line(io, 100);
+    strbuf part, all;
+    strbuf_init(&part);
+    strbuf_init(&all);
+    unsigned f = 0;
+    do {
+        assert_int_equal(netio_read_line_part(io, &part, 65536, &f), NETIO_OK);
+        assert_true(part.len <= 65536);
+        strbuf_append_sb(&all, &part);
+    } while (f & NETIO_LINE_PARTIAL);
+    assert_int_equal(f, NETIO_LINE_CRLF);
+    assert_int_equal(all.len, n);
+    assert_memory_equal(all.data, big, n);
+    assert_int_equal(netio_read_line_part(io, &part, 65536, &f), NETIO_OK);
+    assert_true(strbuf_eq(&part, "next"));
+    reap(pid);
+    close(sv[1]);
+    assert_int_equal(netio_read_line_part(io, &part, 65536, &f), NETIO_EOF);
+    strbuf_free(&part);
+    strbuf_free(&all);
+    netio_free(&io);
+    close(sv[0]);
+    free(big);
+}
+
+static void test_part_timeout(void **state)
+{
+    (void)state;
+    int sv[2];
+    make_pair(sv);
+    write_str(sv[1], "no end");
+    struct netio *io = netio_new(sv[0]);
+    netio_set_read_timeout(io, 100);
+    strbuf part;
+    strbuf_init(&part);
+    assert_int_equal(netio_read_line_part(io, &part, 100, NULL), NETIO_TIMEOUT);
+    strbuf_free(&part);
+    netio_free(&io);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 static void test_status_names(void **state)
 {
     (void)state;
@@ -650,6 +771,10 @@ int main(void)
         cmocka_unit_test(test_flush_timeout_sticky),
         cmocka_unit_test(test_write_to_closed_peer),
         cmocka_unit_test(test_pipes),
+        cmocka_unit_test(test_part_splits_without_loss),
+        cmocka_unit_test(test_part_cr_at_piece_end),
+        cmocka_unit_test(test_part_megabyte_line_kept),
+        cmocka_unit_test(test_part_timeout),
         cmocka_unit_test(test_status_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,77 @@
+/*
+ * policy.c - smtpd's RCPT decision.
+ *
+ * 1. The destination class (lib/mail/resolve): local, virtual and relay
+ *    domains are accepted from anyone; any other domain only from clients in
+ *    mynetworks — otherwise "554 5.7.1 Relay access denied".
+ * 2. For our own domains, '%', '!' and '@' in the local part (classic relay
+ *    tricks: user%other@ours, other!user@ours, "user@other"@ours) are
+ *    refused outright: they are never routing here, and refusing them says
+ *    so instead of pretending the user is unknown.
+ * 3. The recipient must exist (aliases, passwd, virtual tables — the lookup
+ *    local delivery uses), so we never accept mail we would have to bounce.
+ *    A table that cannot be read gives 451: delay, never a false 550.
+ * Every refusal is logged Postfix-style as "NOQUEUE: reject: RCPT from ...".
+ */
+#include "smtpd.h"
+#include "util/log.h"
+
+static void reject(struct smtpd_session *ss, const struct smtp_envelope *env,
+                   const strbuf *rcpt, struct smtp_reply *r, int code, const char *dsn,
+                   const char *why)
+{
+    smtp_reply_set(r, code, dsn, "<%s>: %s", rcpt->data, why);
+    strbuf from;
+    strbuf_init(&from);
+    address_format(&from, &env->sender);
+    log_event(NULL, "reject: RCPT from %s: %d %s <%s>: %s; from=<%s> to=<%s> proto=%s helo=<%s>",
+              ss->client_log, code, dsn, rcpt->data, why, from.data, rcpt->data,
+              env->esmtp ? "ESMTP" : "SMTP", env->helo ? env->helo : "");
+    strbuf_free(&from);
+}
+
+void smtpd_check_rcpt(struct smtpd_session *ss, const struct smtp_envelope *env,
+                      const struct smtp_rcpt *rcpt, struct smtp_reply *r)
+{
+    const struct address *a = &rcpt->addr;
+    if (a->is_postmaster)
+        return; /* RFC 5321 §4.1.1.3: always ours */
+    strbuf text;
+    strbuf_init(&text);
+    address_format(&text, a);
+    enum resolve_class cls =
+        a->domain_is_literal ? RESOLVE_REMOTE : resolver_class(ss->settings->resolver, a->domain.data);
+    if (cls == RESOLVE_REMOTE) {
+        if (!ss->trusted)
+            reject(ss, env, &text, r, 554, "5.7.1", "Relay access denied");
+        strbuf_free(&text);
+        return;
+    }
+    if (cls == RESOLVE_RELAY) {
+        strbuf_free(&text);
+        return;
+    }
+    if (address_has_routing_chars(a)) {
+        reject(ss, env, &text, r, 550, "5.7.1",
+               "Recipient address rejected: '%', '!' and '@' are not routing characters here");
+        strbuf_free(&text);
+        return;
+    }
+    strbuf why;
+    strbuf_init(&why);
+    switch (resolver_exists(ss->settings->resolver, a->local.data, a->domain.data, &why)) {
+    case RESOLVE_EXISTS:
+        break;
+    case RESOLVE_NO_SUCH_USER:
+        reject(ss, env, &text, r, 550, "5.1.1",
+               cls == RESOLVE_LOCAL ? "Recipient address rejected: User unknown in local recipient table"
+                                    : "Recipient address rejected: User unknown in virtual mailbox table");
+        break;
+    case RESOLVE_LOOKUP_ERROR:
+        log_warning("recipient lookup for <%s> failed: %s", text.data, why.data);
+        reject(ss, env, &text, r, 451, "4.3.0", "Temporary lookup failure");
+        break;
+    }
+    strbuf_free(&why);
+    strbuf_free(&text);
+}

@@ -1,0 +1,88 @@
+/*
+ * settings.c - smtpd's view of petrel.conf, read once per process.
+ */
+#include "smtpd.h"
+#include "mail/params.h"
+#include "util/config.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <string.h>
+
+static long long get_int(struct config *cfg, const char *name, strbuf *err)
+{
+    long long v = 0;
+    if (config_get_int(cfg, name, &v, err) < 0)
+        log_fatal("%s", err->data);
+    return v;
+}
+
+static long long get_time(struct config *cfg, const char *name, strbuf *err)
+{
+    long long v = 0;
+    if (config_get_time(cfg, name, &v, err) < 0)
+        log_fatal("%s", err->data);
+    return v;
+}
+
+static bool get_bool(struct config *cfg, const char *name, strbuf *err)
+{
+    bool v = false;
+    if (config_get_bool(cfg, name, &v, err) < 0)
+        log_fatal("%s", err->data);
+    return v;
+}
+
+void smtpd_settings_load(struct smtpd_settings *s, struct config *cfg)
+{
+    memset(s, 0, sizeof(*s));
+    strbuf err;
+    strbuf_init(&err);
+    params_host_defaults(cfg, NULL);
+    s->queue_dir = xstrdup(config_get(cfg, "queue_directory"));
+    s->myhostname = xstrdup(config_get(cfg, "myhostname"));
+    s->mail_name = xstrdup(config_get(cfg, "mail_name"));
+    /* smtpd_banner starts with $myhostname by convention; the engine puts the
+     * hostname first itself, so keep only what follows it. */
+    const char *banner = config_get(cfg, "smtpd_banner");
+    size_t hl = strlen(s->myhostname);
+    if (banner && strncmp(banner, s->myhostname, hl) == 0 && banner[hl] == ' ')
+        banner += hl + 1;
+    s->banner = xstrdup(banner && *banner ? banner : "ESMTP");
+
+    const char *nets = config_get(cfg, "mynetworks");
+    if (cidr_list_parse(&s->mynetworks, nets ? nets : "", "mynetworks", &err) > 0)
+        log_fatal("%s", err.data);
+    strbuf_reset(&err);
+    s->resolver = resolver_new(cfg, &err);
+    if (err.len)
+        log_warning("%s", err.data); /* lookups answer 451 until the tables are fixed */
+    strbuf_reset(&err);
+
+    long long size = 0;
+    if (config_get_size(cfg, "message_size_limit", &size, &err) < 0)
+        log_fatal("%s", err.data);
+    struct smtp_server_config *e = &s->engine;
+    e->hostname = s->myhostname;
+    e->greeting = s->banner;
+    e->size_limit = (uint64_t)size;
+    e->max_rcpt = (size_t)get_int(cfg, "smtpd_recipient_limit", &err);
+    e->max_line = (size_t)get_int(cfg, "line_length_limit", &err);
+    e->cmd_timeout_ms = (int)(get_time(cfg, "smtpd_timeout", &err) * 1000);
+    e->data_timeout_ms = (int)(get_time(cfg, "smtpd_data_timeout", &err) * 1000);
+    e->soft_errors = (int)get_int(cfg, "smtpd_soft_error_limit", &err);
+    if (e->soft_errors == 0)
+        e->soft_errors = -1; /* 0 in the config: delay from the first error */
+    e->hard_errors = (int)get_int(cfg, "smtpd_hard_error_limit", &err);
+    e->error_delay_ms = (int)(get_time(cfg, "smtpd_error_sleep_time", &err) * 1000);
+    if (e->error_delay_ms == 0)
+        e->error_delay_ms = -1;
+    e->pregreet_ms = (int)get_int(cfg, "smtpd_pregreet_wait", &err);
+    e->pipelining = true;
+    e->eightbitmime = true;
+    e->smtputf8 = get_bool(cfg, "smtputf8_enable", &err);
+    e->dsn = true;
+    e->chunking = true;
+    e->vrfy = false; /* 252: VRFY never reveals users */
+    strbuf_free(&err);
+}
