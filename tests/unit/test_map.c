@@ -18,6 +18,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "support/testdir.h"
 #include "mail/map.h"
 #include "util/log.h"
 #include "util/strbuf.h"
@@ -40,29 +41,6 @@ struct fx {
     strbuf err, val;
 };
 
-static void rm_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *dh = opendir(path);
-        struct dirent *de;
-        if (dh != NULL) {
-            while ((de = readdir(dh)) != NULL) {
-                char sub[4096];
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                    continue;
-                snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-                rm_tree(sub);
-            }
-            closedir(dh);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
 
 static int setup(void **state)
 {
@@ -86,7 +64,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     log_close();
-    rm_tree(f->dir);
+    test_rm_tree(f->dir);
     strbuf_free(&f->err);
     strbuf_free(&f->val);
     free(f);
