@@ -37,6 +37,9 @@ static void usage(FILE *f)
             "  set-permissions    create the queue directories and repair owners and modes\n"
             "  map [type:]file... compile lookup tables from their text source (like postmap)\n"
             "  newaliases         rebuild the alias_database tables from their aliases files\n"
+            "  queue list [--json] | show ID | hold ID|ALL | release ID|ALL | requeue ID|ALL |\n"
+            "        delete ID|ALL|--from ADDR|--to ADDR | flush\n"
+            "                     inspect and manage the mail queue (root or the mail owner)\n"
             "\n"
             "-c confdir selects the configuration directory (default %s).\n"
             "Exit status: 0 success, 1 failure or problems found or not running, 64 usage.\n",
@@ -117,7 +120,7 @@ int main(int argc, char **argv)
         { "start", cmd_start },   { "stop", cmd_stop },     { "reload", cmd_reload },
         { "status", cmd_status }, { "check", cmd_check },   { "config", cmd_config },
         { "set-permissions", cmd_set_permissions }, { "map", cmd_map },
-        { "newaliases", cmd_newaliases },
+        { "newaliases", cmd_newaliases }, { "queue", cmd_queue },
     };
     for (size_t c = 0; c < sizeof(cmds) / sizeof(cmds[0]); c++)
         if (strcmp(argv[i], cmds[c].name) == 0) {

@@ -31,6 +31,7 @@ int cmd_config(struct petrel_cli *cli, int argc, char **argv);
 int cmd_set_permissions(struct petrel_cli *cli, int argc, char **argv);
 int cmd_map(struct petrel_cli *cli, int argc, char **argv);
 int cmd_newaliases(struct petrel_cli *cli, int argc, char **argv);
+int cmd_queue(struct petrel_cli *cli, int argc, char **argv);
 
 /* The pid of the running master from <queue>/pid/master.pid, or 0 when no
  * master holds the queue lock. */

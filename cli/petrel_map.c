@@ -5,7 +5,7 @@
  * printed as file:line: message; nothing is replaced when there is one.
  */
 #include "petrel.h"
-#include "mail/aliases.h"
+#include "aliases_db.h"
 #include "mail/map.h"
 #include "util/config.h"
 #include "util/strbuf.h"
@@ -49,25 +49,9 @@ int cmd_newaliases(struct petrel_cli *cli, int argc, char **argv)
     strbuf err;
     strbuf_init(&err);
     petrel_load(cli, &err);
-    struct config_list list = { 0 };
-    if (cli->load_errors || config_get_list(cli->cfg, "alias_database", &list, &err) < 0) {
-        fputs(err.data, stderr);
-        strbuf_free(&err);
-        return 1;
-    }
-    int failed = 0;
-    for (size_t i = 0; i < list.count; i++) {
-        const char *spec = list.items[i];
-        const char *colon = strchr(spec, ':');
-        const char *path = colon ? colon + 1 : spec;
-        strbuf_reset(&err);
-        if (aliases_build(path, spec, &err) > 0) {
-            fputs(err.data, stderr);
-            fprintf(stderr, "petrel newaliases: %s not rebuilt\n", spec);
-            failed = 1;
-        }
-    }
-    config_list_free(&list);
+    fputs(err.data, stderr);
     strbuf_free(&err);
-    return failed;
+    if (cli->load_errors)
+        return 1;
+    return aliases_db_rebuild(cli->cfg, "petrel newaliases");
 }

@@ -77,6 +77,32 @@ static void cb_data_abort(void *ctx, struct smtp_session *s, const struct smtp_e
     queue_sink_abort(&ss->sink, reason);
 }
 
+/* STARTTLS: the engine has sent 220 and dropped pipelined input; the
+ * handshake runs on the socket and netio switches to TLS. */
+static int cb_starttls(void *ctx, struct smtp_session *s)
+{
+    struct smtpd_session *ss = ctx;
+    strbuf err;
+    strbuf_init(&err);
+    ss->tls = tls_server_start(smtp_session_netio(s), ss->settings->tls_ctx,
+                               ss->settings->starttls_timeout_ms, &err);
+    if (ss->tls == NULL) {
+        log_info("TLS handshake error from %s: %s", ss->client_log, err.data);
+        strbuf_free(&err);
+        return -1;
+    }
+    strbuf_free(&err);
+    if (tls_conn_dropped(ss->tls) > 0)
+        log_warning("discarded %zu bytes of plaintext received from %s before the TLS "
+                    "handshake", tls_conn_dropped(ss->tls), ss->client_log);
+    strbuf_reset(&ss->tls_details);
+    tls_describe(ss->tls, &ss->tls_details);
+    ss->client.tls_details = ss->tls_details.data;
+    log_info("TLS connection established from %s: %s%s", ss->client_log, ss->tls_details.data,
+             tls_conn_resumed(ss->tls) ? " (resumed)" : "");
+    return 0;
+}
+
 static const struct smtp_server_ops smtpd_ops = {
     .on_rcpt = cb_rcpt,
     .on_data_start = cb_data_start,
@@ -115,14 +141,22 @@ void smtpd_serve(struct smtpd_settings *s, int fd)
     ss.client.name = "unknown";
     ss.client.addr = ss.client_addr;
     ss.client.log_name = ss.client_log;
+    strbuf_init(&ss.tls_details);
     queue_sink_init(&ss.sink, s->queue_dir, s->myhostname, s->mail_name);
     log_info("connect from %s", ss.client_log);
 
     struct smtp_server_config engine = s->engine;
     engine.client = ss.client_log;
+    struct smtp_server_ops ops = smtpd_ops;
+    if (s->tls_ctx != NULL)
+        ops.on_starttls = cb_starttls;
     struct netio *io = netio_new(fd);
-    enum smtp_end end = smtp_server_run(io, &engine, &smtpd_ops, &ss);
+    enum smtp_end end = smtp_server_run(io, &engine, &ops, &ss);
+    if (ss.tls != NULL && (end == SMTP_END_QUIT || end == SMTP_END_DISCONNECT))
+        tls_conn_shutdown(ss.tls, 1000); /* close_notify after the last reply */
     netio_free(&io);
+    tls_conn_free(&ss.tls);
+    strbuf_free(&ss.tls_details);
     if (end != SMTP_END_QUIT && end != SMTP_END_DISCONNECT)
         lingering_close(fd);
     queue_sink_free(&ss.sink);

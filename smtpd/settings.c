@@ -84,5 +84,10 @@ void smtpd_settings_load(struct smtpd_settings *s, struct config *cfg)
     e->dsn = true;
     e->chunking = true;
     e->vrfy = false; /* 252: VRFY never reveals users */
+
+    s->starttls_timeout_ms = (int)(get_time(cfg, "smtpd_starttls_timeout", &err) * 1000);
+    strbuf_reset(&err);
+    if (tls_server_ctx_from_config(cfg, &s->tls_ctx, &err) < 0)
+        log_error("TLS is not available, STARTTLS will not be offered: %s", err.data);
     strbuf_free(&err);
 }

@@ -16,6 +16,7 @@
 #include "mail/resolve.h"
 #include "smtp/queue_sink.h"
 #include "smtp/server.h"
+#include "tls/tls.h"
 
 struct config;
 
@@ -27,10 +28,17 @@ struct smtpd_settings {
     struct cidr_list mynetworks;
     struct resolver *resolver;
     struct smtp_server_config engine;
+    /* STARTTLS: a server context when smtpd_tls_cert_file and
+     * smtpd_tls_key_file are set and load (read in init, as mail_owner:
+     * the files must be readable by that user); NULL: no STARTTLS. */
+    SSL_CTX *tls_ctx;
+    int starttls_timeout_ms;
 };
 
 /* settings.c: reads petrel.conf into s; configuration errors are fatal
- * (master validated the file, so this only happens on real breakage). */
+ * (master validated the file, so this only happens on real breakage),
+ * except TLS files that do not load: then STARTTLS is not offered and the
+ * reason is logged, so that mail keeps flowing (petrel check reports it). */
 void smtpd_settings_load(struct smtpd_settings *s, struct config *cfg);
 
 /* One client connection. */
@@ -41,6 +49,8 @@ struct smtpd_session {
     bool trusted;             /* client in mynetworks */
     struct queue_sink sink;
     struct queue_sink_client client;
+    struct tls_conn *tls;     /* after STARTTLS */
+    strbuf tls_details;       /* "TLSv1.3 TLS_AES_256_GCM_SHA384" for Received: */
 };
 
 /* policy.c: the RCPT decision (relay control, recipient existence). */

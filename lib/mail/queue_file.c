@@ -152,7 +152,7 @@ int queue_dirs_create(const char *queue_dir, strbuf *err)
 
 /* ---- quarantine ---- */
 
-static const char *const live_subdirs[] = {"incoming", "active", "deferred", "hold"};
+static const char *const live_subdirs[] = {"incoming", "active", "deferred", "hold", "maildrop"};
 
 static bool is_live_subdir(const char *s)
 {

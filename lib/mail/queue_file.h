@@ -78,6 +78,12 @@ enum queue_rcpt_status {
 #define QUEUE_NOTIFY_FAILURE 0x04u
 #define QUEUE_NOTIFY_DELAY 0x08u
 
+/* The attempt count of the schedule record (QREC_SCHEDULE) carries one flag
+ * in its top bit: qmgr sent the delay warning for this message (it sends at
+ * most one). Files written before the flag existed simply have it clear. */
+#define QUEUE_ATTEMPTS_DELAY_WARNED 0x80000000u
+#define QUEUE_ATTEMPTS_COUNT(a) ((uint32_t)(a) & 0x7fffffffu)
+
 /* DSN RET (RFC 3461). */
 enum queue_ret {
     QUEUE_RET_NONE = 0, /* not given: no QREC_RET record */
@@ -136,6 +142,12 @@ struct queue_writer;
  * id_r when id_r is not NULL. Returns 0 and *w_r, or -1 with err set. */
 int queue_file_create(const char *queue_dir, char id_r[QUEUE_ID_SIZE],
                       struct queue_writer **w_r, strbuf *err);
+/* queue_file_create_in: the same in another directory (the full path), with
+ * the given file mode: `sendmail` writes its maildrop/ file this way (mode
+ * 0644, so that pickup, running as the mail owner, can read a file owned by
+ * the local user). The commit renames within that directory. */
+int queue_file_create_in(const char *dir, mode_t mode, char id_r[QUEUE_ID_SIZE],
+                         struct queue_writer **w_r, strbuf *err);
 const char *queue_writer_id(const struct queue_writer *w);
 
 /* The envelope. Each setter may be called once, before the first content is

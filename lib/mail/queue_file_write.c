@@ -10,6 +10,7 @@
  * queue scanners only accept names that pass queue_id_valid(), which a
  * leading dot never does.
  */
+#define _GNU_SOURCE /* O_PATH */
 #include "mail/queue_file.h"
 #include "mail/queue_file_int.h"
 #include "util/xalloc.h"
@@ -32,6 +33,7 @@ struct queue_writer {
     char tmp_name[QUEUE_ID_SIZE + 1]; /* "." + id */
     char *incoming;                   /* <queue_dir>/incoming, for messages */
     int dirfd;                        /* incoming/, for openat/renameat/fsync */
+    bool dir_sync;                    /* dirfd can be fsync'd (see create_in) */
     int fd;
     strbuf buf;                       /* bytes not yet written to fd */
     off_t flushed;                    /* bytes already written to fd */
@@ -153,18 +155,35 @@ static void writer_free(struct queue_writer *w)
 int queue_file_create(const char *queue_dir, char id_r[QUEUE_ID_SIZE],
                       struct queue_writer **w_r, strbuf *err)
 {
+    strbuf dir;
+    strbuf_init(&dir);
+    strbuf_printf(&dir, "%s/incoming", queue_dir);
+    int rc = queue_file_create_in(dir.data, 0600, id_r, w_r, err);
+    strbuf_free(&dir);
+    return rc;
+}
+
+int queue_file_create_in(const char *dir, mode_t mode, char id_r[QUEUE_ID_SIZE],
+                         struct queue_writer **w_r, strbuf *err)
+{
     *w_r = NULL;
     struct queue_writer *w = xcalloc(1, sizeof(*w));
     w->fd = w->dirfd = -1;
     strbuf_init(&w->buf);
     strbuf_init(&w->error);
-    strbuf tmp;
-    strbuf_init(&tmp);
-    strbuf_printf(&tmp, "%s/incoming", queue_dir);
-    w->incoming = strbuf_detach(&tmp, NULL);
+    w->incoming = xstrdup(dir);
 
     /* O_NOFOLLOW: incoming/ itself must not be a symlink to elsewhere. */
     w->dirfd = open(w->incoming, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    w->dir_sync = w->dirfd >= 0;
+    if (w->dirfd < 0 && errno == EACCES) {
+        /* maildrop/ is writable but not readable by local users (sendmail):
+         * a path descriptor still serves openat and renameat, but a directory
+         * that cannot be opened cannot be fsync'd. The file itself is synced;
+         * pickup makes the message durable in incoming/ (as with Postfix's
+         * postdrop, which cannot read its maildrop either). */
+        w->dirfd = open(w->incoming, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
     if (w->dirfd < 0) {
         strbuf_reset(err);
         strbuf_printf(err, "queue directory %s: cannot open: %s", w->incoming, strerror(errno));
@@ -176,7 +195,7 @@ int queue_file_create(const char *queue_dir, char id_r[QUEUE_ID_SIZE],
         w->tmp_name[0] = '.';
         memcpy(w->tmp_name + 1, w->id, QUEUE_ID_SIZE);
         w->fd = openat(w->dirfd, w->tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                       0600);
+                       mode);
         /* EEXIST would need a colliding id: try a fresh one a few times. */
         if (w->fd < 0 && (errno != EEXIST || tries + 1 >= CREATE_TRIES)) {
             strbuf_reset(err);
@@ -403,7 +422,7 @@ int queue_file_commit(struct queue_writer **wp, strbuf *err)
     renamed = true;
     /* 7. fsync the directory so that the new name survives a crash. Only
      * after this may the caller answer 250. */
-    if (qf_fsync_fd(w->dirfd) != 0) {
+    if (w->dir_sync && qf_fsync_fd(w->dirfd) != 0) {
         fail(w, err, "fsync of directory %s failed: %s", w->incoming, strerror(errno));
         goto failed;
     }

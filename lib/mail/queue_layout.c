@@ -2,10 +2,13 @@
  * queue_layout.c - the table of queue subdirectories and the code that
  * checks, creates and repairs them (see queue_layout.h).
  *
- * Modes follow Postfix's: everything the daemons own is private to the mail
- * owner; maildrop/ is writable by the setgid group (the `sendmail` drop
- * helper) and sticky so one local user cannot remove another's file; public/
- * holds the trigger sockets that group may reach; pid/ belongs to root.
+ * Everything the daemons own is private to the mail owner. maildrop/ is
+ * where `sendmail`, running as any local user with no privilege at all,
+ * drops its file: writable by everyone but listable by no one, and sticky so
+ * one user cannot remove or rename another's file (pickup learns the sender
+ * from the file's owner and validates everything). public/ holds the
+ * trigger sockets local users may reach (pickup, qmgr): traversable, not
+ * listable. pid/ belongs to root.
  */
 #include "mail/queue_layout.h"
 #include "util/privilege.h"
@@ -30,14 +33,14 @@ struct layout_entry {
 
 static const struct layout_entry layout[] = {
     { "", ROLE_ROOT, GROUP_ROOT, 0755 },
-    { "maildrop", ROLE_OWNER, GROUP_DROP, 01730 },
+    { "maildrop", ROLE_OWNER, GROUP_DROP, 01733 },
     { "incoming", ROLE_OWNER, GROUP_OWNER, 0700 },
     { "active", ROLE_OWNER, GROUP_OWNER, 0700 },
     { "deferred", ROLE_OWNER, GROUP_OWNER, 0700 },
     { "hold", ROLE_OWNER, GROUP_OWNER, 0700 },
     { "corrupt", ROLE_OWNER, GROUP_OWNER, 0700 },
     { "private", ROLE_OWNER, GROUP_OWNER, 0700 },
-    { "public", ROLE_OWNER, GROUP_DROP, 0710 },
+    { "public", ROLE_OWNER, GROUP_DROP, 0711 },
     { "pid", ROLE_ROOT, GROUP_ROOT, 0755 },
 };
 

@@ -16,7 +16,17 @@ void queue_sink_init(struct queue_sink *qs, const char *queue_dir, const char *m
     qs->queue_dir = queue_dir;
     qs->myhostname = myhostname;
     qs->mail_name = mail_name;
+    qs->subdir = "incoming";
+    qs->file_mode = 0600;
+    qs->wake = "public/qmgr";
     strbuf_init(&qs->err);
+}
+
+void queue_sink_use_maildrop(struct queue_sink *qs)
+{
+    qs->subdir = "maildrop";
+    qs->file_mode = 0644;
+    qs->wake = "public/pickup";
 }
 
 void queue_sink_free(struct queue_sink *qs)
@@ -60,7 +70,12 @@ int queue_sink_begin(struct queue_sink *qs, const struct smtp_envelope *env,
     queue_file_abort(&qs->w);
     strbuf_reset(&qs->err);
     qs->id[0] = '\0';
-    if (queue_file_create(qs->queue_dir, qs->id, &qs->w, &qs->err) < 0)
+    strbuf dir;
+    strbuf_init(&dir);
+    strbuf_printf(&dir, "%s/%s", qs->queue_dir, qs->subdir);
+    int created = queue_file_create_in(dir.data, (mode_t)qs->file_mode, qs->id, &qs->w, &qs->err);
+    strbuf_free(&dir);
+    if (created < 0)
         return fail(qs, r, "cannot create queue file");
     const char *protocol =
         received_protocol(env->esmtp ? "ESMTP" : "SMTP", env->smtputf8, c->tls, c->auth_user != NULL);
@@ -149,7 +164,7 @@ int queue_sink_commit(struct queue_sink *qs, const struct smtp_envelope *env,
     log_event(qs->id, "from=<%s>, size=%llu, nrcpt=%zu (queued)", from.data,
               (unsigned long long)env->size, env->nrcpt);
     strbuf_free(&from);
-    trigger_send(qs->queue_dir, "public/qmgr", TRIGGER_NEW_MAIL);
+    trigger_send(qs->queue_dir, qs->wake, TRIGGER_NEW_MAIL);
     smtp_reply_set(r, 250, "2.0.0", "Ok: queued as %s", qs->id);
     return 0;
 }

@@ -32,6 +32,12 @@ struct queue_sink_client {
 
 struct queue_sink {
     const char *queue_dir;
+    /* Where files go: "incoming" (daemons) or "maildrop" (sendmail -bs, run
+     * by a local user, for pickup), with the file mode and the service to
+     * wake. Set by queue_sink_init / queue_sink_use_maildrop. */
+    const char *subdir;
+    unsigned file_mode;
+    const char *wake;
     const char *myhostname;
     const char *mail_name;
     struct queue_writer *w;
@@ -42,6 +48,8 @@ struct queue_sink {
 void queue_sink_init(struct queue_sink *qs, const char *queue_dir, const char *myhostname,
                      const char *mail_name);
 void queue_sink_free(struct queue_sink *qs);
+/* Makes the sink write into maildrop/ (mode 0644) and wake pickup. */
+void queue_sink_use_maildrop(struct queue_sink *qs);
 
 /* Each returns 0, or -1 having filled r with the 4xx reply to send (and
  * having logged why); after -1 the sink holds no file. */

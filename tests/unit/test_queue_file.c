@@ -329,7 +329,7 @@ static void test_dirs_create(void **state)
     struct fx *f = *state;
     const char *names[] = {"maildrop", "incoming", "active", "deferred", "hold",
                            "corrupt",  "private",  "public", "pid"};
-    const mode_t modes[] = {01730, 0700, 0700, 0700, 0700, 0700, 0700, 0710, 0755};
+    const mode_t modes[] = {01733, 0700, 0700, 0700, 0700, 0700, 0700, 0711, 0755};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         struct stat st;
         char p[512];
@@ -582,9 +582,14 @@ static void test_status_in_place(void **state)
     assert_int_equal(qf->next_retry, 1700003600);
     assert_int_equal(queue_file_set_recipient_status(qf, 1, QUEUE_RCPT_DONE, &f->err), 0);
     assert_int_equal(queue_file_unfinished(qf), 0);
+    /* The delay-warning flag rides in the top bit of the attempt count. */
+    assert_int_equal(queue_file_set_schedule(qf, 4 | QUEUE_ATTEMPTS_DELAY_WARNED, 1700007200,
+                                             &f->err), 0);
     queue_file_close(&qf);
     assert_int_equal(queue_file_open(path, &qf, &f->err), 0);
     assert_int_equal(queue_file_unfinished(qf), 0);
+    assert_true(qf->attempts & QUEUE_ATTEMPTS_DELAY_WARNED);
+    assert_int_equal(QUEUE_ATTEMPTS_COUNT(qf->attempts), 4);
     queue_file_close(&qf);
 }
 

@@ -64,8 +64,8 @@ static void test_create_check_fix(void **state)
     assert_int_equal(queue_layout_apply(qdir, &o, QUEUE_LAYOUT_CREATE, &pr), 0);
     assert_string_equal(pr.data, "");
     assert_int_equal(mode_of("incoming"), 0700);
-    assert_int_equal(mode_of("maildrop"), 01730);
-    assert_int_equal(mode_of("public"), 0710);
+    assert_int_equal(mode_of("maildrop"), 01733);
+    assert_int_equal(mode_of("public"), 0711);
     assert_int_equal(mode_of("pid"), 0755);
     assert_int_equal(queue_layout_apply(qdir, &o, QUEUE_LAYOUT_CHECK, &pr), 0);
 

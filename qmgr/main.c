@@ -1,0 +1,263 @@
+/*
+ * main.c - qmgr, the queue manager: a `daemon` service (one process) that
+ * moves messages from incoming/ and deferred/ through active/ to the
+ * delivery agents, records results, retries and bounces. See docs/qmgr.md.
+ *
+ * The loop polls the trigger listener(s), master's status pipe and the
+ * sockets of running workers, with a timeout that brings the next timed
+ * scan. Triggers only set flags; the queue directories are the truth.
+ */
+#define _GNU_SOURCE
+#include "qmgr.h"
+#include "mail/params.h"
+#include "mail/resolve.h"
+#include "mail/server.h"
+#include "mail/trigger.h"
+#include "util/config.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long get_time(struct config *cfg, const char *name)
+{
+    long long v;
+    strbuf err;
+    strbuf_init(&err);
+    if (config_get_time(cfg, name, &v, &err) < 0)
+        log_fatal("%s", err.data);
+    strbuf_free(&err);
+    return v;
+}
+
+static long long get_int(struct config *cfg, const char *name, bool size)
+{
+    long long v;
+    strbuf err;
+    strbuf_init(&err);
+    if ((size ? config_get_size(cfg, name, &v, &err) : config_get_int(cfg, name, &v, &err)) < 0)
+        log_fatal("%s", err.data);
+    strbuf_free(&err);
+    return v;
+}
+
+static const char *get_str(struct config *cfg, const char *name)
+{
+    const char *v;
+    strbuf err;
+    strbuf_init(&err);
+    if (config_get_str(cfg, name, &v, &err) < 0)
+        log_fatal("%s", err.data);
+    strbuf_free(&err);
+    return v;
+}
+
+static void setup(struct qmgr *q, struct config *cfg)
+{
+    memset(q, 0, sizeof(*q));
+    q->cfg = cfg;
+    q->queue_dir = xstrdup(get_str(cfg, "queue_directory"));
+    q->hostname = xstrdup(get_str(cfg, "myhostname"));
+    q->notice_text = xstrdup(get_str(cfg, "bounce_notice_text"));
+    q->max_lifetime = get_time(cfg, "maximal_queue_lifetime");
+    q->bounce_lifetime = get_time(cfg, "bounce_queue_lifetime");
+    q->min_backoff = get_time(cfg, "minimal_backoff_time");
+    q->max_backoff = get_time(cfg, "maximal_backoff_time");
+    if (q->max_backoff < q->min_backoff)
+        q->max_backoff = q->min_backoff;
+    q->queue_run_delay = get_time(cfg, "queue_run_delay");
+    q->delay_warning = get_time(cfg, "delay_warning_time");
+    q->bounce_size_limit = get_int(cfg, "bounce_size_limit", true);
+
+    /* Postmaster notices stay on this host: postmaster@ the first local domain. */
+    struct config_list dest;
+    strbuf err;
+    strbuf_init(&err);
+    if (config_get_list(cfg, "mydestination", &dest, &err) < 0)
+        log_fatal("%s", err.data);
+    strbuf pm;
+    strbuf_init(&pm);
+    strbuf_appends(&pm, "postmaster");
+    if (dest.count > 0 && dest.items[0][0] != '.') {
+        strbuf_appendc(&pm, '@');
+        strbuf_appends(&pm, dest.items[0]);
+    }
+    config_list_free(&dest);
+    q->postmaster = strbuf_detach(&pm, NULL);
+
+    strbuf_reset(&err);
+    q->resolver = resolver_new(cfg, &err);
+    if (err.len)
+        log_debug("lookup tables (not used by qmgr's transport choice): %s", err.data);
+    strbuf_free(&err);
+
+    q->local.name = "local";
+    q->local.available = true;
+    q->local.concurrency = get_int(cfg, "local_destination_concurrency_limit", false);
+    q->local.rcpt_limit = get_int(cfg, "local_destination_recipient_limit", false);
+    /* The SMTP client is not built yet: remote mail waits in deferred/. */
+    q->smtp.name = "smtp";
+    q->smtp.available = false;
+    q->smtp.why_dsn = "4.3.0";
+    q->smtp.why = "no smtp transport configured yet";
+    q->smtp.concurrency = get_int(cfg, "default_destination_concurrency_limit", false);
+    q->smtp.rcpt_limit = get_int(cfg, "default_destination_recipient_limit", false);
+}
+
+/* Frees everything at exit (the files stay where they are). */
+static void teardown(struct qmgr *q)
+{
+    struct qmgr_transport *tps[] = { &q->local, &q->smtp };
+    for (size_t t = 0; t < 2; t++)
+        while (tps[t]->head) {
+            struct qmgr_batch *b = tps[t]->head;
+            tps[t]->head = b->next;
+            free(b->idx);
+            free(b->answered);
+            free(b);
+        }
+    while (q->msgs) {
+        struct qmgr_msg *m = q->msgs;
+        q->msgs = m->next;
+        for (size_t i = 0; i < m->qf->rcpt_count; i++)
+            free(m->res[i].reason);
+        free(m->res);
+        queue_file_close(&m->qf);
+        free(m);
+    }
+    resolver_free(&q->resolver);
+    free((char *)q->queue_dir);
+    free((char *)q->hostname);
+    free((char *)q->notice_text);
+    free(q->postmaster);
+}
+
+/* One trigger connection: read the request byte(s) and close. A client that
+ * connects and says nothing costs at most 100 ms. */
+static void take_trigger(struct qmgr *q, int lfd)
+{
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0)
+        return;
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    char buf[16];
+    ssize_t n = 0;
+    if (poll(&p, 1, 100) > 0)
+        n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    close(fd);
+    for (ssize_t i = 0; i < n; i++) {
+        switch (buf[i]) {
+        case TRIGGER_NEW_MAIL:
+            q->scan_incoming = true;
+            break;
+        case TRIGGER_FLUSH:
+            q->scan_incoming = q->scan_deferred = q->flush = true;
+            break;
+        default:
+            q->scan_incoming = true; /* unknown requests: a scan is always safe */
+        }
+    }
+}
+
+static void run(struct server_ctx *ctx)
+{
+    struct qmgr q;
+    setup(&q, ctx->config);
+    q.listen_fds = ctx->listen_fds;
+    q.nlisten = ctx->nlisten;
+    log_info("queue manager started (queue %s)", q.queue_dir);
+    qmgr_recover_active(&q);
+    q.scan_incoming = q.scan_deferred = true;
+    time_t next_incoming = 0, next_deferred = 0;
+    bool have_status = fcntl(SERVER_STATUS_FD, F_GETFD) >= 0;
+
+    struct pollfd *pfd = NULL;
+    struct qmgr_batch **pb = NULL;
+    size_t cap = 0;
+    while (!server_stopping() || q.running != NULL) {
+        time_t now = time(NULL);
+        if (!server_stopping()) {
+            if (q.scan_deferred || now >= next_deferred) {
+                qmgr_scan_deferred(&q, q.flush);
+                q.scan_deferred = q.flush = false;
+                next_deferred = now + q.queue_run_delay;
+            }
+            if (q.scan_incoming || now >= next_incoming) {
+                q.scan_incoming = false;
+                qmgr_scan_incoming(&q);
+                next_incoming = now + QMGR_INCOMING_SCAN_SECONDS;
+            }
+            qmgr_schedule_run(&q);
+        }
+
+        size_t n = (size_t)ctx->nlisten + 1;
+        for (struct qmgr_batch *b = q.running; b; b = b->next)
+            n++;
+        if (n > cap) {
+            cap = n * 2;
+            pfd = xreallocarray(pfd, cap, sizeof(*pfd));
+            pb = xreallocarray(pb, cap, sizeof(*pb));
+        }
+        size_t k = 0;
+        for (int i = 0; i < ctx->nlisten; i++) {
+            pfd[k] = (struct pollfd){ .fd = server_stopping() ? -1 : ctx->listen_fds[i],
+                                      .events = POLLIN };
+            pb[k++] = NULL;
+        }
+        pfd[k] = (struct pollfd){ .fd = have_status ? SERVER_STATUS_FD : -1, .events = 0 };
+        pb[k++] = NULL;
+        for (struct qmgr_batch *b = q.running; b; b = b->next) {
+            pfd[k] = (struct pollfd){ .fd = b->fd, .events = POLLIN };
+            pb[k++] = b;
+        }
+        time_t wake = next_incoming < next_deferred ? next_incoming : next_deferred;
+        long ms = (long)(wake - time(NULL)) * 1000;
+        if (q.scan_incoming || q.scan_deferred)
+            ms = 0;
+        if (ms < 0)
+            ms = 0;
+        if (ms > 1000)
+            ms = 1000; /* a worker that died without closing is noticed by reaping */
+        int rc = poll(pfd, (nfds_t)k, (int)ms);
+        int poll_errno = errno;
+        qmgr_reap();
+        if (rc < 0) {
+            if (poll_errno == EINTR)
+                continue;
+            errno = poll_errno;
+            log_fatal("poll: %m");
+        }
+        if (have_status && (pfd[ctx->nlisten].revents & (POLLERR | POLLHUP))) {
+            log_info("master went away; exiting");
+            break;
+        }
+        for (int i = 0; i < ctx->nlisten; i++)
+            if (pfd[i].revents & POLLIN)
+                take_trigger(&q, ctx->listen_fds[i]);
+        for (size_t i = (size_t)ctx->nlisten + 1; i < k; i++)
+            if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
+                if (qmgr_worker_input(&q, pb[i]))
+                    qmgr_worker_finish(&q, pb[i], NULL);
+    }
+    free(pfd);
+    free(pb);
+    /* Messages still in active/ go back to incoming/ at the next start. */
+    log_info("queue manager stopping (%zu messages left in active/)", q.nmsgs);
+    teardown(&q);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct server_ops ops = {
+        .kind = SERVER_DAEMON,
+        .run = run,
+    };
+    return server_main(argc, argv, &ops);
+}
