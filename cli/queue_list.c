@@ -79,7 +79,8 @@ int queue_list(const char *queue_dir, FILE *out, bool json)
                 names[n++] = strdup(de->d_name);
             }
         closedir(dh);
-        qsort(names, n, sizeof(*names), cmp_str);
+        if (n > 1)
+            qsort(names, n, sizeof(*names), cmp_str);
         for (size_t i = 0; i < n; i++) {
             strbuf file, err;
             strbuf_init(&file);

@@ -199,7 +199,8 @@ static void scan(void)
         ids[n++] = strdup(de->d_name);
     }
     closedir(dh);
-    qsort(ids, n, sizeof(*ids), cmp_str);
+    if (n > 1)
+        qsort(ids, n, sizeof(*ids), cmp_str);
     for (size_t i = 0; i < n && !server_stopping(); i++)
         pickup_one(ids[i]);
     for (size_t i = 0; i < n; i++)
