@@ -249,7 +249,7 @@ int delivery_result_read(int fd, struct delivery_result *res, strbuf *err)
 {
     static const char *const known[] = { "index", "status", "dsn", "reason", NULL };
     struct attr_list *l = attr_list_new();
-    int rc = attr_read(fd, l, &delivery_limits, DELIVERY_IO_TIMEOUT_MS, err);
+    int rc = attr_read(fd, l, &delivery_limits, DELIVERY_RESULT_TIMEOUT_MS, err);
     if (rc <= 0) {
         if (rc == 0) {
             strbuf_reset(err);

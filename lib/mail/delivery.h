@@ -31,6 +31,10 @@
 #define DELIVERY_MAX_RCPTS 1000
 /* Timeout for one record on the wire. */
 #define DELIVERY_IO_TIMEOUT_MS 30000
+/* How long qmgr's worker waits for the next result: an agent may spend
+ * command_time_limit (default 1000 s) on a |command delivery, and bounds its
+ * own work; this only catches an agent that hangs. */
+#define DELIVERY_RESULT_TIMEOUT_MS (3600 * 1000)
 
 struct delivery_rcpt {
     unsigned index;   /* position among the queue file's recipients */

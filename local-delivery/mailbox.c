@@ -1,0 +1,174 @@
+/*
+ * mailbox.c - delivery into a user's own mailbox: Maildir under the home
+ * directory (home_mailbox ending in '/') or an mbox file in
+ * mail_spool_directory (home_mailbox empty). Runs in a child switched to
+ * the user (child.c); the Maildir and mbox modules refuse symlinks, hard
+ * links and foreign-owned files (BAD-INPUT.md row 8).
+ *
+ * The spool directory: on Debian /var/mail is root:mail, mode 2775, and
+ * the mbox files are <user>:mail 0660 — mail programs are set-gid mail to
+ * create dot-locks there. When the spool directory is group-writable and
+ * not world-writable, the delivery child therefore runs with that group
+ * (never gid 0) instead of the user's primary group; with a sticky
+ * world-writable spool (mode 1777) it keeps the user's group.
+ */
+#include "local.h"
+#include "mail/maildir.h"
+#include "mail/mbox.h"
+#include "mail/queue_file.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct job {
+    struct local_settings *s;
+    const struct local_message *m;
+    const struct action *a;
+};
+
+static int maildir_sink(void *arg, const char *p, size_t n, strbuf *err)
+{
+    return maildir_write_crlf_to_lf(arg, p, n, err);
+}
+
+static int mbox_sink(void *arg, const char *p, size_t n, strbuf *err)
+{
+    return mbox_write_crlf(arg, p, n, err) == MBOX_OK ? 0 : -1;
+}
+
+static bool too_big(const struct job *j, struct local_result *res)
+{
+    if (j->s->mailbox_size_limit && j->m->qf->content_length > j->s->mailbox_size_limit) {
+        local_result_set(res, DELIVERY_BOUNCED, "5.2.3",
+                         "message too large for the mailbox (%llu bytes, mailbox_size_limit "
+                         "%llu)",
+                         (unsigned long long)j->m->qf->content_length,
+                         (unsigned long long)j->s->mailbox_size_limit);
+        return true;
+    }
+    return false;
+}
+
+static void deliver_maildir(void *arg, struct local_result *res, strbuf *data)
+{
+    (void)data;
+    const struct job *j = arg;
+    strbuf path, err;
+    strbuf_init(&path);
+    strbuf_init(&err);
+    const char *rel = j->s->home_mailbox;
+    while (*rel == '/')
+        rel++;
+    strbuf_printf(&path, "%s/%s", j->a->who.home, rel);
+    while (path.len > 1 && path.data[path.len - 1] == '/')
+        strbuf_truncate(&path, path.len - 1);
+    struct maildir_delivery *d = NULL;
+    char *final = NULL;
+    if (too_big(j, res))
+        goto out;
+    if (maildir_create(path.data, 0700, &err) < 0 || maildir_open(path.data, &d, &err) < 0) {
+        local_result_set(res, DELIVERY_DEFERRED, "4.2.0", "cannot deliver to maildir %s: %s",
+                         path.data, err.data);
+        goto out;
+    }
+    if (local_message_copy(j->m, j->a->recipient, true, maildir_sink, d, &err) != 0) {
+        maildir_abort(&d);
+        local_result_set(res, DELIVERY_DEFERRED, "4.3.0", "maildir delivery failed: %s",
+                         err.data);
+        goto out;
+    }
+    if (maildir_commit(&d, &final, &err) < 0) {
+        local_result_set(res, DELIVERY_DEFERRED, "4.3.0", "maildir delivery failed: %s",
+                         err.data);
+        goto out;
+    }
+    local_result_set(res, DELIVERY_SENT, "2.0.0", "delivered to maildir");
+    strbuf_sets(data, final);
+out:
+    free(final);
+    strbuf_free(&path);
+    strbuf_free(&err);
+}
+
+/* Appends the message mbox-style (also used for /file targets). */
+void local_mbox_append(const struct local_message *m, const char *recipient, const char *path,
+                       const struct mbox_options *o, struct local_result *res, const char *what)
+{
+    strbuf err, from;
+    strbuf_init(&err);
+    strbuf_init(&from);
+    struct mbox *mb = NULL;
+    int rc = mbox_open(path, o, &mb, &err);
+    if (rc == MBOX_OK) {
+        mbox_from_line(&from, m->sender, time(NULL));
+        rc = mbox_write_raw(mb, from.data, from.len, &err);
+        if (rc == MBOX_OK && local_message_copy(m, recipient, true, mbox_sink, mb, &err) != 0)
+            rc = MBOX_TEMP;
+        if (rc == MBOX_OK)
+            rc = mbox_commit(&mb, &err);
+        else
+            mbox_abort(&mb);
+    }
+    if (rc == MBOX_OK)
+        local_result_set(res, DELIVERY_SENT, "2.0.0", "delivered to %s", what);
+    else if (rc == MBOX_FULL)
+        local_result_set(res, DELIVERY_DEFERRED, "4.2.2", "%s", err.data);
+    else
+        local_result_set(res, DELIVERY_DEFERRED, "4.2.0", "cannot deliver to %s: %s", what,
+                         err.data);
+    strbuf_free(&err);
+    strbuf_free(&from);
+}
+
+static void deliver_mbox(void *arg, struct local_result *res, strbuf *data)
+{
+    const struct job *j = arg;
+    if (too_big(j, res))
+        return;
+    strbuf path;
+    strbuf_init(&path);
+    strbuf_printf(&path, "%s/%s", j->s->spool_dir, j->a->who.name);
+    struct mbox_options o;
+    mbox_options_default(&o);
+    o.size_limit = j->s->mailbox_size_limit;
+    local_mbox_append(j->m, j->a->recipient, path.data, &o, res, "mailbox");
+    strbuf_set(data, path.data, path.len);
+    strbuf_free(&path);
+}
+
+void local_deliver_mailbox(struct local_settings *s, const struct local_message *m,
+                           const struct action *a, struct local_result *res)
+{
+    struct job j = {s, m, a};
+    struct local_who who;
+    local_who_copy(&who, &a->who);
+    bool maildir = s->home_mailbox[0] != '\0' &&
+                   s->home_mailbox[strlen(s->home_mailbox) - 1] == '/';
+    if (!maildir && s->home_mailbox[0] != '\0') {
+        local_result_set(res, DELIVERY_DEFERRED, "4.3.0",
+                         "home_mailbox '%s' names an mbox file in the home directory, which is "
+                         "not supported: use a Maildir (trailing '/') or leave it empty",
+                         s->home_mailbox);
+        local_who_free(&who);
+        return;
+    }
+    if (!maildir) {
+        struct stat st;
+        if (stat(s->spool_dir, &st) == 0 && (st.st_mode & S_IWGRP) && !(st.st_mode & S_IWOTH) &&
+            st.st_gid != 0 && geteuid() == 0)
+            who.gid = st.st_gid;
+    }
+    strbuf data;
+    strbuf_init(&data);
+    local_run_as(&who, s->command_time_limit, maildir ? deliver_maildir : deliver_mbox, &j, res,
+                 &data);
+    if (data.len)
+        log_debug("%s: %s: %s", m->id, a->recipient, data.data);
+    strbuf_free(&data);
+    local_who_free(&who);
+}
