@@ -38,10 +38,12 @@ if [ "$(id -u)" -eq 0 ]; then
     done
     ALICE=petrel-demo-alice
     BOB=petrel-demo-bob
+    MAILDIRS="$DEMO_HOME/alice/Maildir/new/ and $DEMO_HOME/bob/Maildir/new/"
 else
     OWNER_LINE="mail_owner = $(id -un)"
     ALICE=$(id -un)
     BOB=$(id -un)
+    MAILDIRS="$HOME/Maildir/new/ (alice and bob are aliases for you)"
 fi
 
 # Ports: fixed defaults that can be overridden from the environment.
@@ -56,6 +58,7 @@ daemon_directory = $RUN/libexec
 log_destination = $RUN/mail.log
 master_stop_timeout = 5s
 myhostname = mx.$DEMO_DOMAIN
+myorigin = $DEMO_DOMAIN
 mydestination = $DEMO_DOMAIN, \$myhostname, localhost
 alias_maps = hash:$RUN/etc/aliases
 alias_database = \$alias_maps
@@ -75,6 +78,9 @@ cat >"$RUN/etc/services.conf" <<CONF
 # name   type    listen                 user  chroot  limit  command
 # The mail services join this table as they are written (see README.md).
 smtp     accept  127.0.0.1:$SMTP_PORT   -     -       20     smtpd
+pickup   daemon  unix:public/pickup     -     -       1      pickup
+qmgr     daemon  unix:public/qmgr       -     -       1      qmgr
+local    accept  unix:private/local     root  -       4      local-delivery
 echo     accept  127.0.0.1:$ECHO_PORT   -     -       10     echo-server
 CONF
 
@@ -96,13 +102,15 @@ ENV
 cat <<TXT
 
 Petrel demo instance is running from $RUN (log: $RUN/mail.log).
-What runs today: master (the supervisor), smtpd on 127.0.0.1:$SMTP_PORT for the
-domain $DEMO_DOMAIN (users alice and bob), and a test echo service.
-Send a message:
+What runs today: master; smtpd on 127.0.0.1:$SMTP_PORT for the domain $DEMO_DOMAIN
+(users alice and bob); pickup, qmgr and local delivery into Maildir; and a test
+echo service. Send a message over SMTP or with the local sendmail:
   swaks --server 127.0.0.1 --port $SMTP_PORT --from you@example.org --to alice@$DEMO_DOMAIN
-It is accepted into the queue ($RUN/queue/incoming/). Delivery into mailboxes
-(qmgr, local delivery) and POP3/IMAP are not written yet, so it stays there.
-(The passwords in run/demo.env matter once submission and POP3/IMAP exist.)
+  printf 'To: bob\nSubject: hi\n\nhello\n' | $RUN/libexec/sendmail -C $RUN/etc -t
+and read it in the Maildir: $MAILDIRS
+Queue: $RUN/libexec/petrel -c $RUN/etc queue list
+POP3/IMAP and authenticated submission are not written yet (the passwords in
+run/demo.env matter from then on).
 
   status:  $RUN/libexec/petrel -c $RUN/etc status
   stop:    make demo-stop
