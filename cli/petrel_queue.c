@@ -166,6 +166,9 @@ static int op_delete(const char *q, const char *dir, const char *id)
     int rc = unlink(p.data);
     if (rc < 0)
         fprintf(stderr, "petrel queue: %s: cannot delete: %s\n", id, strerror(errno));
+    strbuf_reset(&p);
+    strbuf_printf(&p, "%s/defer/%s", q, id);
+    unlink(p.data);
     strbuf_free(&p);
     return rc < 0;
 }

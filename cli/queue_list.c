@@ -24,6 +24,31 @@ static const struct dir_kind dirs[] = {
     { "deferred", ' ' }, { "hold", '!' },
 };
 
+/* The reason qmgr recorded for a deferred recipient (defer/<id>: lines of
+ * "address<TAB>reason"), into out; false when there is none. */
+static bool defer_reason(const char *queue_dir, const char *id, const char *addr, strbuf *out)
+{
+    strbuf path;
+    strbuf_init(&path);
+    strbuf_printf(&path, "%s/defer/%s", queue_dir, id);
+    FILE *f = fopen(path.data, "r");
+    strbuf_free(&path);
+    if (f == NULL)
+        return false;
+    char line[8192];
+    bool found = false;
+    size_t al = strlen(addr);
+    while (!found && fgets(line, sizeof(line), f)) {
+        if (strncmp(line, addr, al) == 0 && line[al] == '\t') {
+            line[strcspn(line, "\n")] = '\0';
+            strbuf_sets(out, line + al + 1);
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -124,11 +149,17 @@ int queue_list(const char *queue_dir, FILE *out, bool json)
                     for (size_t r = 0; r < qf->rcpt_count; r++) {
                         if (queue_rcpt_status_final(qf->rcpts[r].status))
                             continue;
-                        if (qf->rcpts[r].status == QUEUE_RCPT_DEFERRED)
-                        {
+                        if (qf->rcpts[r].status == QUEUE_RCPT_DEFERRED) {
                             unsigned tries = (unsigned)QUEUE_ATTEMPTS_COUNT(qf->attempts);
-                            fprintf(out, "%48s(deferred after %u attempt%s)\n", "", tries,
-                                    tries == 1 ? "" : "s");
+                            strbuf why;
+                            strbuf_init(&why);
+                            if (defer_reason(queue_dir, names[i], qf->rcpts[r].address, &why))
+                                fprintf(out, "%48s(%s; %u attempt%s)\n", "", why.data, tries,
+                                        tries == 1 ? "" : "s");
+                            else
+                                fprintf(out, "%48s(deferred after %u attempt%s)\n", "", tries,
+                                        tries == 1 ? "" : "s");
+                            strbuf_free(&why);
                         }
                         fprintf(out, "%48s%s\n", "", qf->rcpts[r].address);
                     }

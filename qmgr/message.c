@@ -182,6 +182,43 @@ static bool wants(unsigned notify, unsigned bit)
     return notify == 0 ? bit != QUEUE_NOTIFY_SUCCESS : (notify & bit) != 0;
 }
 
+/* defer/<id>: why each still-deferred recipient waits, for mailq. Written
+ * to a temporary name and renamed, so a reader sees a whole file; a failure
+ * only costs the listing its reasons. */
+static void write_defer_reasons(struct qmgr *q, struct qmgr_msg *m)
+{
+    strbuf text, tmp, final;
+    strbuf_init(&text);
+    strbuf_init(&tmp);
+    strbuf_init(&final);
+    for (size_t i = 0; i < m->qf->rcpt_count; i++) {
+        const struct qmgr_result *r = &m->res[i];
+        if (m->qf->rcpts[i].status == QUEUE_RCPT_DEFERRED && r->set && r->reason)
+            strbuf_printf(&text, "%s\t%s %s\n", m->qf->rcpts[i].address, r->dsn, r->reason);
+    }
+    strbuf_printf(&tmp, "%s/defer/.%s", q->queue_dir, m->id);
+    strbuf_printf(&final, "%s/defer/%s", q->queue_dir, m->id);
+    FILE *f = fopen(tmp.data, "w");
+    if (f == NULL || fwrite(text.data, 1, text.len, f) != text.len || fclose(f) != 0 ||
+        rename(tmp.data, final.data) < 0) {
+        if (f == NULL)
+            log_warning("%s: cannot record the defer reasons: %m", m->id);
+        unlink(tmp.data);
+    }
+    strbuf_free(&text);
+    strbuf_free(&tmp);
+    strbuf_free(&final);
+}
+
+static void remove_defer_reasons(struct qmgr *q, const char *id)
+{
+    strbuf p;
+    strbuf_init(&p);
+    strbuf_printf(&p, "%s/defer/%s", q->queue_dir, id);
+    unlink(p.data);
+    strbuf_free(&p);
+}
+
 /* The end of a round: bounces, notices, then remove or defer. */
 static void round_end(struct qmgr *q, struct qmgr_msg *m)
 {
@@ -256,6 +293,7 @@ static void round_end(struct qmgr *q, struct qmgr_msg *m)
             log_error("%s: cannot remove %s: %m", m->id, path.data);
         else
             log_event(m->id, "removed");
+        remove_defer_reasons(q, m->id);
     } else {
         uint32_t count = QUEUE_ATTEMPTS_COUNT(attempts);
         if (count < 0x7fffffffu)
@@ -264,6 +302,7 @@ static void round_end(struct qmgr *q, struct qmgr_msg *m)
         if (queue_file_set_schedule(qf, count | (attempts & QUEUE_ATTEMPTS_DELAY_WARNED),
                                     (int64_t)now + wait, &err) < 0)
             log_error("%s: %s", m->id, err.data);
+        write_defer_reasons(q, m);
         path_of(q, "deferred", m->id, &to);
         if (rename(path.data, to.data) < 0)
             log_error("%s: cannot move to deferred/: %m", m->id);

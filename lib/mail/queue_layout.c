@@ -39,6 +39,7 @@ static const struct layout_entry layout[] = {
     { "deferred", ROLE_OWNER, GROUP_OWNER, 0700 },
     { "hold", ROLE_OWNER, GROUP_OWNER, 0700 },
     { "corrupt", ROLE_OWNER, GROUP_OWNER, 0700 },
+    { "defer", ROLE_OWNER, GROUP_OWNER, 0700 },
     { "private", ROLE_OWNER, GROUP_OWNER, 0700 },
     { "public", ROLE_OWNER, GROUP_DROP, 0711 },
     { "pid", ROLE_ROOT, GROUP_ROOT, 0755 },
