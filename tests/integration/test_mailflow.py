@@ -6,7 +6,9 @@ creates two throwaway system users (removed again) and checks ownership."""
 import glob
 import os
 import pwd
+import re
 import shutil
+import signal
 import smtplib
 import subprocess
 import time
@@ -41,7 +43,8 @@ class MailFlowTest(unittest.TestCase):
             subprocess.run(["useradd", "--home-dir", os.path.join(self.homes, u), "--create-home",
                             "--shell", "/bin/sh", u], check=True)
         self.inst.write_file("aliases", "postmaster: %s\nroot: %s\nalice: %s\nteam: %s, %s\n"
-                             % (USERS[0], USERS[0], USERS[0], USERS[0], USERS[1]))
+                             "broken: %s, no-such-user-pmf\n"
+                             % (USERS[0], USERS[0], USERS[0], USERS[0], USERS[1], USERS[1]))
         self.inst.petrel("newaliases")
         self.inst.start()
 
@@ -98,6 +101,110 @@ class MailFlowTest(unittest.TestCase):
         self.maildir(USERS[0], 1)
         self.maildir(USERS[1], 1)
         self.queue_empty()
+
+    def test_swaks_to_maildir_once(self):
+        if shutil.which("swaks") is None:
+            self.skipTest("swaks not installed")
+        r = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(self.port),
+                            "--from", "peer@example.org", "--to", "%s@%s" % (USERS[1], DOMAIN),
+                            "--header", "Subject: swaks end to end"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        files = self.maildir(USERS[1], 1)
+        self.queue_empty()
+        time.sleep(0.5)
+        self.assertEqual(len(glob.glob(os.path.join(self.homes, USERS[1], "Maildir", "new", "*"))), 1)
+        data = open(files[0], "rb").read()
+        for h in (b"Return-Path: <peer@example.org>", b"Delivered-To: ", b"Received: ",
+                  b"Subject: swaks end to end"):
+            self.assertIn(h, data)
+
+    def test_unknown_alias_member_bounces_to_sender(self):
+        sender = "%s@%s" % (USERS[0], DOMAIN)
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as c:
+            c.sendmail(sender, ["broken@%s" % DOMAIN], b"Subject: to a broken alias\r\n\r\nx\r\n")
+        self.maildir(USERS[1], 1)  # the good member got it
+        bounce = open(self.maildir(USERS[0], 1)[0], "rb").read()
+        self.assertIn(b"Return-Path: <>", bounce)
+        self.assertIn(b"multipart/report", bounce)
+        self.assertIn(b"report-type=delivery-status", bounce)
+        self.assertRegex(bounce, rb"Status: 5\.1\.1")
+        self.assertIn(b"Subject: to a broken alias", bounce)
+        self.queue_empty()
+
+    def test_temporary_failure_then_flush(self):
+        pw = pwd.getpwnam(USERS[1])
+        md = os.path.join(self.homes, USERS[1], "Maildir")
+        for sub in ("", "tmp", "new", "cur"):
+            os.makedirs(os.path.join(md, sub), exist_ok=True)
+            os.chown(os.path.join(md, sub), pw.pw_uid, pw.pw_gid)
+        os.chmod(os.path.join(md, "tmp"), 0o500)  # the user cannot create files
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as c:
+            c.sendmail("peer@example.org", ["%s@%s" % (USERS[1], DOMAIN)], b"Subject: later\r\n\r\nx\r\n")
+        deadline = time.time() + 15
+        while not glob.glob(os.path.join(self.inst.queue, "deferred", "*")) and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertTrue(glob.glob(os.path.join(self.inst.queue, "deferred", "*")), self.inst.read_log())
+        self.assertEqual(glob.glob(os.path.join(md, "new", "*")), [])
+        os.chmod(os.path.join(md, "tmp"), 0o700)
+        self.inst.petrel("queue", "flush")
+        self.maildir(USERS[1], 1)
+        self.queue_empty()
+
+    def test_kill_9_during_500_messages(self):
+        """qmgr and local-delivery are killed with SIGKILL while 500 messages
+        flow; afterwards every message is in the Maildir at least once. The
+        number delivered twice is printed (at-least-once delivery)."""
+        import threading
+
+        def send_all():
+            with smtplib.SMTP("127.0.0.1", self.port, timeout=60) as c:
+                for i in range(500):
+                    c.sendmail("peer@example.org", ["%s@%s" % (USERS[0], DOMAIN)],
+                               b"Subject: load %d\r\n\r\nbody %d\r\n" % (i, i))
+
+        t = threading.Thread(target=send_all)
+        t.start()
+        kills = 0
+        for round_ in range(4):
+            time.sleep(0.7)
+            for prog in ("qmgr", "local-delivery"):
+                for pid in self.pids_of(prog):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                        kills += 1
+                    except ProcessLookupError:
+                        pass
+        t.join(120)
+        self.assertFalse(t.is_alive())
+        files = self.maildir(USERS[0], 500, timeout=120)
+        self.queue_empty(timeout=60)
+        subjects = {}
+        for f in glob.glob(os.path.join(self.homes, USERS[0], "Maildir", "new", "*")):
+            m = re.search(rb"\nSubject: load (\d+)\n", open(f, "rb").read())
+            subjects[int(m.group(1))] = subjects.get(int(m.group(1)), 0) + 1
+        self.assertEqual(sorted(subjects), list(range(500)))
+        twice = sum(1 for n in subjects.values() if n > 1)
+        print("\nkill -9 test: %d processes killed, 500 messages, %d delivered more than once"
+              % (kills, twice))
+
+    def pids_of(self, prog):
+        """Children of this instance's master running prog."""
+        master = self.inst.master_pid()
+        out = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+                comm = st[st.index("(") + 1:st.rindex(")")]
+                ppid = int(st[st.rindex(")") + 2:].split()[1])
+            except (OSError, ValueError):
+                continue
+            if comm == prog[:15] and ppid == master:
+                out.append(int(d))
+        return out
 
     def test_sendmail_t_as_user(self):
         """The issue's example: printf 'To: bob\\nSubject: hi\\n\\nbody\\n' | sendmail -t."""
