@@ -39,11 +39,13 @@ if [ "$(id -u)" -eq 0 ]; then
     ALICE=petrel-demo-alice
     BOB=petrel-demo-bob
     MAILDIRS="$DEMO_HOME/alice/Maildir/new/ and $DEMO_HOME/bob/Maildir/new/"
+    DEMO_MAIL_ROOT=$DEMO_HOME
 else
     OWNER_LINE="mail_owner = $(id -un)"
     ALICE=$(id -un)
     BOB=$(id -un)
     MAILDIRS="$HOME/Maildir/new/ (alice and bob are aliases for you)"
+    DEMO_MAIL_ROOT=$HOME
 fi
 
 # Ports: fixed defaults that can be overridden from the environment.
@@ -95,6 +97,9 @@ PETREL_LOG=$RUN/mail.log
 SMTP_PORT=$SMTP_PORT
 ECHO_PORT=$ECHO_PORT
 DEMO_DOMAIN=$DEMO_DOMAIN
+# Each demo user's Maildir is \$DEMO_MAIL_ROOT/<user>/Maildir (as root), or your own
+# ~/Maildir when the demo runs as an ordinary user.
+DEMO_MAIL_ROOT=$DEMO_MAIL_ROOT
 DEMO_USERS="alice@$DEMO_DOMAIN:alice-demo-pw bob@$DEMO_DOMAIN:bob-demo-pw"
 ENV
 
