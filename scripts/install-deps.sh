@@ -7,11 +7,14 @@ set -eu
 # Build: compiler, CMake, pkg-config and the four required libraries
 # (OpenSSL for TLS, c-ares for DNS, Berkeley DB for lookup tables, PAM for
 # authentication) plus libcrypt for passwd-file hashes and cmocka for unit tests.
-# Tests: the real clients integration tests drive.
+# Tests: the real clients integration tests drive (mailutils' mail(1) sends
+# through our sendmail and reads mbox files back; it only recommends an MTA,
+# which --no-install-recommends leaves out).
 PACKAGES="
 gcc make cmake pkg-config
 libssl-dev libc-ares-dev libdb-dev libpam0g-dev libcrypt-dev libcmocka-dev
 python3 swaks openssl
+mailutils
 "
 
 missing=""

@@ -188,6 +188,27 @@ class MailFlowTest(unittest.TestCase):
         print("\nkill -9 test: %d processes killed, 500 messages, %d delivered more than once"
               % (kills, twice))
 
+    def test_mail_client_sends_through_sendmail(self):
+        """A real mail program (GNU mailutils' mail, which runs
+        `sendmail -oi -f user -t`) pointed at our sendmail."""
+        if shutil.which("mail") is None:
+            self.skipTest("mailutils not installed")
+        wrapper = os.path.join(self.inst.top, "sendmail-wrapper")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nexec %s -C %s \"$@\"\n" % (os.path.join(self.inst.libexec, "sendmail"), self.inst.conf))
+        os.chmod(wrapper, 0o755)
+        pw = pwd.getpwnam(USERS[0])
+        r = subprocess.run(["setpriv", "--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid,
+                            "--init-groups", "--", "env", "HOME=" + pw.pw_dir,
+                            "mail", "-E", "set sendmail=sendmail://" + wrapper,
+                            "-s", "from a mail client", USERS[1]],
+                           input=b"written with mail(1)\n", capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        data = open(self.maildir(USERS[1], 1)[0], "rb").read()
+        self.assertIn(b"Subject: from a mail client", data)
+        self.assertIn(b"written with mail(1)", data)
+        self.queue_empty()
+
     def pids_of(self, prog):
         """Children of this instance's master running prog."""
         master = self.inst.master_pid()
@@ -237,6 +258,58 @@ class MailFlowTest(unittest.TestCase):
         self.inst.start()
         self.assertEqual(len(self.maildir(USERS[1], 5)), 5)
         self.queue_empty()
+
+
+@unittest.skipUnless(is_root(), "creates system users and checks delivery as them")
+class MboxFlowTest(unittest.TestCase):
+    """home_mailbox empty: mbox files in mail_spool_directory, read back with
+    a real mail client."""
+
+    def setUp(self):
+        ensure_users()
+        self.port = free_port()
+        self.inst = Instance(
+            ["smtp accept 127.0.0.1:%d - - 10 smtpd" % self.port,
+             "qmgr daemon unix:public/qmgr - - 1 qmgr",
+             "local accept unix:private/local root - 4 local-delivery"],
+            params=["myhostname = mx.%s" % DOMAIN, "mydestination = %s" % DOMAIN,
+                    "alias_maps =", "home_mailbox =",
+                    "mail_spool_directory = $config_directory/../spool"])
+        self.spool = os.path.join(self.inst.top, "spool")
+        os.mkdir(self.spool)
+        os.chmod(self.spool, 0o1777)
+        subprocess.run(["userdel", "-r", USERS[1]], capture_output=True)
+        subprocess.run(["useradd", "--no-create-home", "--home-dir", "/nonexistent", USERS[1]], check=True)
+        self.inst.start()
+
+    def tearDown(self):
+        self.inst.cleanup()
+        subprocess.run(["userdel", USERS[1]], capture_output=True)
+
+    def test_mbox_read_back_by_mail_client(self):
+        if shutil.which("mail") is None:
+            self.skipTest("mailutils not installed")
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as c:
+            for i in range(2):
+                c.sendmail("peer@example.org", ["%s@%s" % (USERS[1], DOMAIN)],
+                           b"Subject: mbox %d\r\n\r\nFrom the start of a line\r\nbody %d\r\n" % (i, i))
+        mbox = os.path.join(self.spool, USERS[1])
+        deadline = time.time() + 20
+        while time.time() < deadline and (not os.path.exists(mbox) or open(mbox, "rb").read().count(b"\nFrom ") < 1):
+            time.sleep(0.1)
+        time.sleep(0.5)
+        raw = open(mbox, "rb").read()
+        self.assertTrue(raw.startswith(b"From peer@example.org "), raw[:100])
+        self.assertIn(b"\n>From the start of a line\n", raw)
+        self.assertEqual(os.stat(mbox).st_uid, pwd.getpwnam(USERS[1]).pw_uid)
+        r = subprocess.run(["mail", "-N", "-f", mbox], input=b"p 2\nq\n", capture_output=True,
+                           timeout=30, env={"HOME": self.inst.top, "PATH": os.environ.get("PATH", "")})
+        out = r.stdout.decode(errors="replace")
+        self.assertIn("Subject: mbox 1", out)
+        self.assertIn("body 1", out)
+        r = subprocess.run(["mail", "-H", "-f", mbox], capture_output=True, timeout=30,
+                           env={"HOME": self.inst.top, "PATH": os.environ.get("PATH", "")})
+        self.assertEqual(len([l for l in r.stdout.decode().splitlines() if "mbox" in l]), 2, r.stdout)
 
 
 if __name__ == "__main__":
