@@ -61,6 +61,14 @@ struct local_settings {
     struct resolver *resolver;
     struct map_list *aliases;  /* NULL when alias_maps could not be opened */
     strbuf alias_error;        /* why, then: every lookup defers */
+    /* Virtual domains: virtual_alias_maps rewrite any address of ours;
+     * virtual_mailbox_maps give the mailbox (relative to
+     * virtual_mailbox_base) of addresses in virtual_mailbox_domains, all
+     * owned by mail_store_owner. NULL tables: the error in virtual_error. */
+    struct map_list *virtual_alias, *virtual_mailbox;
+    strbuf virtual_error;
+    char *virtual_base;
+    char *store_owner;
 };
 
 /* A user whose rights a job runs with (copied strings). */
@@ -104,6 +112,8 @@ enum action_kind {
     ACT_FILE,    /* text: absolute path */
     ACT_COMMAND, /* text: the command line for /bin/sh -c */
     ACT_REMOTE,  /* text: an address of another domain, forwarded */
+    ACT_VIRTUAL, /* text: absolute mailbox path under virtual_mailbox_base;
+                  * a trailing '/' means Maildir, else mbox */
 };
 
 struct action {
@@ -133,6 +143,10 @@ void local_settings_load(struct local_settings *s, struct config *cfg);
 /* Closes the tables and frees everything (at exit, so that leak checkers
  * see the Berkeley DB handles closed). */
 void local_settings_free(struct local_settings *s);
+
+/* mailbox.c: a virtual mailbox (ACT_VIRTUAL), as mail_store_owner. */
+void local_deliver_virtual(struct local_settings *s, const struct local_message *m,
+                           const struct action *a, struct local_result *res);
 
 /* request.c: serves one connection from qmgr. */
 void local_serve(struct local_settings *s, int fd);

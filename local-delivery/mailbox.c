@@ -13,6 +13,7 @@
  * world-writable spool (mode 1777) it keeps the user's group.
  */
 #include "local.h"
+#include <errno.h>
 #include "mail/maildir.h"
 #include "mail/mbox.h"
 #include "mail/queue_file.h"
@@ -171,4 +172,85 @@ void local_deliver_mailbox(struct local_settings *s, const struct local_message 
         log_debug("%s: %s: %s", m->id, a->recipient, data.data);
     strbuf_free(&data);
     local_who_free(&who);
+}
+
+/* ---- virtual mailboxes ---- */
+
+/* Creates the directories between virtual_mailbox_base and the mailbox
+ * (e.g. base/example.org/), as the store owner, refusing symlinks. */
+static int make_parents(const char *base, const char *path, strbuf *err)
+{
+    size_t bl = strlen(base);
+    strbuf cur;
+    strbuf_init(&cur);
+    int rc = 0;
+    for (const char *p = path + bl + 1; (p = strchr(p, '/')) != NULL; p++) {
+        strbuf_set(&cur, path, (size_t)(p - path));
+        struct stat st;
+        if (lstat(cur.data, &st) == 0) {
+            if (!S_ISDIR(st.st_mode)) {
+                strbuf_printf(err, "%s is not a directory", cur.data);
+                rc = -1;
+                break;
+            }
+        } else if (mkdir(cur.data, 0700) < 0 && errno != EEXIST) {
+            strbuf_printf(err, "cannot create %s: %s", cur.data, strerror(errno));
+            rc = -1;
+            break;
+        }
+    }
+    strbuf_free(&cur);
+    return rc;
+}
+
+static void deliver_virtual(void *arg, struct local_result *res, strbuf *data)
+{
+    const struct job *j = arg;
+    if (too_big(j, res))
+        return;
+    const char *path = j->a->text;
+    size_t n = strlen(path);
+    strbuf err, dir;
+    strbuf_init(&err);
+    strbuf_init(&dir);
+    if (make_parents(j->s->virtual_base, path, &err) < 0) {
+        local_result_set(res, DELIVERY_DEFERRED, "4.2.0", "cannot deliver to %s: %s", path,
+                         err.data);
+    } else if (n > 0 && path[n - 1] == '/') {
+        strbuf_set(&dir, path, n - 1);
+        struct maildir_delivery *d = NULL;
+        char *final = NULL;
+        if (maildir_create(dir.data, 0700, &err) < 0 || maildir_open(dir.data, &d, &err) < 0) {
+            local_result_set(res, DELIVERY_DEFERRED, "4.2.0", "cannot deliver to maildir %s: %s",
+                             dir.data, err.data);
+        } else if (local_message_copy(j->m, j->a->recipient, true, maildir_sink, d, &err) != 0) {
+            maildir_abort(&d);
+            local_result_set(res, DELIVERY_DEFERRED, "4.3.0", "maildir delivery failed: %s",
+                             err.data);
+        } else if (maildir_commit(&d, &final, &err) < 0) {
+            local_result_set(res, DELIVERY_DEFERRED, "4.3.0", "maildir delivery failed: %s",
+                             err.data);
+        } else {
+            local_result_set(res, DELIVERY_SENT, "2.0.0", "delivered to virtual maildir");
+            strbuf_sets(data, final);
+        }
+        free(final);
+    } else {
+        struct mbox_options o;
+        mbox_options_default(&o);
+        o.size_limit = j->s->mailbox_size_limit;
+        local_mbox_append(j->m, j->a->recipient, path, &o, res, "virtual mailbox");
+    }
+    strbuf_free(&err);
+    strbuf_free(&dir);
+}
+
+void local_deliver_virtual(struct local_settings *s, const struct local_message *m,
+                           const struct action *a, struct local_result *res)
+{
+    struct job j = {s, m, a};
+    strbuf data;
+    strbuf_init(&data);
+    local_run_as(&a->who, s->command_time_limit, deliver_virtual, &j, res, &data);
+    strbuf_free(&data);
 }

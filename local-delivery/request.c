@@ -38,6 +38,8 @@ static const char *kind_name(enum action_kind k)
         return "file";
     case ACT_COMMAND:
         return "command";
+    case ACT_VIRTUAL:
+        return "virtual mailbox";
     default:
         return "forward";
     }
@@ -118,6 +120,10 @@ static void deliver_recipient(struct local_settings *s, struct local_message *m,
             case ACT_FILE:
                 strbuf_printf(&dest, "%s", a->text);
                 local_deliver_file(s, m, a, &one);
+                break;
+            case ACT_VIRTUAL:
+                strbuf_sets(&dest, a->recipient);
+                local_deliver_virtual(s, m, a, &one);
                 break;
             case ACT_COMMAND:
                 strbuf_printf(&dest, "|%s", a->text);

@@ -465,6 +465,151 @@ out:
     strbuf_free(&ext);
 }
 
+/* ---- virtual domains ---- */
+
+/* Looks key, then key without extension, then "@domain" up in ml.
+ * 1 found (value set), 0 not found, -1 error (failure recorded). */
+static int lookup_virtual(struct expander *x, struct map_list *ml, const char *param,
+                          const char *local, const char *domain, strbuf *value)
+{
+    if (ml == NULL) {
+        fail(x, DELIVERY_DEFERRED, "4.3.0", "%s", x->s->virtual_error.data);
+        return -1;
+    }
+    if (map_list_count(ml) == 0)
+        return 0;
+    strbuf base, ext, key, err;
+    strbuf_init(&base);
+    strbuf_init(&ext);
+    strbuf_init(&key);
+    strbuf_init(&err);
+    split_ext(x->s, local, &base, &ext);
+    enum map_status st;
+    strbuf_printf(&key, "%s@%s", local, domain);
+    st = map_list_lookup(ml, key.data, key.len, value, &err);
+    if (st == MAP_NOTFOUND && ext.len) {
+        strbuf_reset(&key);
+        strbuf_printf(&key, "%s@%s", base.data, domain);
+        st = map_list_lookup(ml, key.data, key.len, value, &err);
+    }
+    if (st == MAP_NOTFOUND) {
+        strbuf_reset(&key);
+        strbuf_printf(&key, "@%s", domain);
+        st = map_list_lookup(ml, key.data, key.len, value, &err);
+    }
+    int rc = st == MAP_FOUND ? 1 : st == MAP_NOTFOUND ? 0 : -1;
+    if (rc < 0)
+        fail(x, DELIVERY_DEFERRED, "4.3.0", "%s lookup for %s@%s failed: %s", param, local, domain,
+             err.data);
+    strbuf_free(&base);
+    strbuf_free(&ext);
+    strbuf_free(&key);
+    strbuf_free(&err);
+    return rc;
+}
+
+/* A virtual alias: its value lists addresses only (no files, commands or
+ * includes: virtual tables are not trusted with those). */
+static void expand_virtual_alias(struct expander *x, const char *value, const char *addr,
+                                 const char *local, const char *domain)
+{
+    struct alias_target *t;
+    size_t n;
+    strbuf why;
+    strbuf_init(&why);
+    if (aliases_parse_targets(value, strlen(value), &t, &n, &why) < 0) {
+        fail(x, DELIVERY_DEFERRED, "4.3.0", "virtual_alias_maps entry for %s: %s", addr, why.data);
+        strbuf_free(&why);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (t[i].type != ALIAS_TARGET_ADDRESS) {
+            fail(x, DELIVERY_BOUNCED, "5.7.1",
+                 "virtual_alias_maps entry for %s names a file, command or include; only "
+                 "addresses are allowed there",
+                 addr);
+            aliases_free_targets(t, n);
+            strbuf_free(&why);
+            return;
+        }
+    /* Addresses are resolved like alias targets: local ones expanded here,
+     * others (virtual mailboxes included) forwarded through the queue. */
+    struct local_who nobody = {0};
+    if (!get_default_privs(x)) {
+        aliases_free_targets(t, n);
+        strbuf_free(&why);
+        return;
+    }
+    nobody = x->privs;
+    expand_targets(x, t, n, ORIGIN_ALIAS, &nobody, addr, local, domain);
+    aliases_free_targets(t, n);
+    strbuf_free(&why);
+}
+
+/* A mailbox path from virtual_mailbox_maps: relative, no "..", no control
+ * characters; the result is virtual_mailbox_base/path. */
+static bool safe_relative(const char *p)
+{
+    if (*p == '\0' || *p == '/')
+        return false;
+    const char *seg = p;
+    for (const char *c = p;; c++) {
+        if (*c == '/' || *c == '\0') {
+            size_t n = (size_t)(c - seg);
+            if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+                return false;
+            if (*c == '\0')
+                return true;
+            seg = c + 1;
+        } else if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            return false;
+        }
+    }
+}
+
+static void expand_virtual_mailbox(struct expander *x, const char *local, const char *domain)
+{
+    strbuf addr, value;
+    strbuf_init(&addr);
+    strbuf_init(&value);
+    strbuf_printf(&addr, "%s@%s", local, domain);
+    int rc = lookup_virtual(x, x->s->virtual_mailbox, "virtual_mailbox_maps", local, domain, &value);
+    if (rc == 0) {
+        fail(x, DELIVERY_BOUNCED, "5.1.1", "unknown user: \"%s\" in virtual mailbox domain %s",
+             local, domain);
+    } else if (rc > 0) {
+        strbuf_rtrim(&value);
+        if (!safe_relative(value.data) || x->s->virtual_base[0] != '/') {
+            fail(x, DELIVERY_DEFERRED, "4.3.0",
+                 "virtual mailbox of %s: '%s' must be a relative path without '..' under an "
+                 "absolute virtual_mailbox_base",
+                 addr.data, value.data);
+        } else {
+            struct priv_user pu;
+            strbuf err;
+            strbuf_init(&err);
+            if (privilege_lookup_user(x->s->store_owner, &pu, &err) != PRIV_LOOKUP_FOUND) {
+                fail(x, DELIVERY_DEFERRED, "4.3.0", "mail_store_owner: %s", err.data);
+            } else if (pu.uid == 0) {
+                fail(x, DELIVERY_DEFERRED, "4.3.0",
+                     "mail_store_owner %s has uid 0: virtual mailboxes are never written as root",
+                     pu.name);
+            } else {
+                strbuf path;
+                strbuf_init(&path);
+                strbuf_printf(&path, "%s/%s", x->s->virtual_base, value.data);
+                struct local_who owner = {pu.uid, pu.gid, pu.name, x->s->virtual_base};
+                add_action(x, ACT_VIRTUAL, path.data, &owner, addr.data, local, domain, 0);
+                strbuf_free(&path);
+            }
+            privilege_user_free(&pu);
+            strbuf_free(&err);
+        }
+    }
+    strbuf_free(&addr);
+    strbuf_free(&value);
+}
+
 void local_expand(struct local_settings *s, const struct local_message *m, const char *address,
                   struct expansion *e)
 {
@@ -484,17 +629,32 @@ void local_expand(struct local_settings *s, const struct local_message *m, const
     }
     const char *domain = a.domain.len ? a.domain.data : s->myhostname;
     enum resolve_class c = resolver_class(s->resolver, domain);
-    if (a.domain.len == 0 || c == RESOLVE_LOCAL) {
-        char *l = lower(a.local.data);
+    char *l = lower(a.local.data);
+    strbuf valias;
+    strbuf_init(&valias);
+    /* virtual_alias_maps rewrite an address of any of our domains first
+     * (smtpd accepted the recipient because of it). */
+    int va = (c == RESOLVE_LOCAL || c == RESOLVE_VIRTUAL || a.domain.len == 0)
+                 ? lookup_virtual(&x, s->virtual_alias, "virtual_alias_maps", l, domain, &valias)
+                 : 0;
+    if (va < 0) {
+        /* failure recorded */
+    } else if (va > 0) {
+        strbuf full;
+        strbuf_init(&full);
+        strbuf_printf(&full, "%s@%s", l, domain);
+        expand_virtual_alias(&x, valias.data, full.data, l, domain);
+        strbuf_free(&full);
+    } else if (a.domain.len == 0 || c == RESOLVE_LOCAL) {
         expand_local(&x, l, domain, false, false);
-        free(l);
     } else if (c == RESOLVE_VIRTUAL) {
-        fail(&x, DELIVERY_DEFERRED, "4.3.0",
-             "delivery to virtual mailbox domains is not available yet (%s)", domain);
+        expand_virtual_mailbox(&x, l, domain);
     } else {
         fail(&x, DELIVERY_DEFERRED, "4.3.0",
              "%s is not a local domain (mydestination); qmgr should not route it here", domain);
     }
+    free(l);
+    strbuf_free(&valias);
     if (x.have_privs)
         local_who_free(&x.privs);
     address_free(&a);

@@ -92,6 +92,23 @@ void local_settings_load(struct local_settings *s, struct config *cfg)
         strbuf_printf(&s->alias_error, "alias_maps: %s", err.data);
         log_warning("%s; local mail is deferred until this is fixed", s->alias_error.data);
     }
+    strbuf_init(&s->virtual_error);
+    static const char *const vparams[] = { "virtual_alias_maps", "virtual_mailbox_maps" };
+    struct map_list **vlists[] = { &s->virtual_alias, &s->virtual_mailbox };
+    for (int i = 0; i < 2; i++) {
+        strbuf_reset(&err);
+        specs = config_get(cfg, vparams[i]);
+        if (map_list_open(specs ? specs : "", 0, vlists[i], &err) < 0) {
+            if (s->virtual_error.len == 0)
+                strbuf_printf(&s->virtual_error, "%s: %s", vparams[i], err.data);
+            log_warning("%s: %s; mail for virtual addresses is deferred until this is fixed",
+                        vparams[i], err.data);
+        }
+    }
+    const char *base = config_get(cfg, "virtual_mailbox_base");
+    s->virtual_base = xstrdup(base ? base : "");
+    const char *owner = config_get(cfg, "mail_store_owner");
+    s->store_owner = xstrdup(owner ? owner : "");
     strbuf_free(&err);
 }
 
@@ -106,5 +123,10 @@ void local_settings_free(struct local_settings *s)
     resolver_free(&s->resolver);
     map_list_close(&s->aliases);
     strbuf_free(&s->alias_error);
+    map_list_close(&s->virtual_alias);
+    map_list_close(&s->virtual_mailbox);
+    strbuf_free(&s->virtual_error);
+    free(s->virtual_base);
+    free(s->store_owner);
     memset(s, 0, sizeof(*s));
 }

@@ -153,6 +153,8 @@ const struct config_def petrel_params[] = {
     {"virtual_alias_maps", "", L, 0, 0, "tables that rewrite recipient addresses of any domain"},
     {"virtual_mailbox_domains", "", L, 0, 0,
      "domains whose users have virtual mailboxes (no system account)"},
+    {"virtual_mailbox_base", "/var/mail/vhosts", S, 0, 0,
+     "directory under which virtual_mailbox_maps paths lie (owned by mail_store_owner)"},
     {"virtual_mailbox_maps", "", L, 0, 0,
      "tables mapping virtual mailbox addresses to mailbox paths"},
     {"relay_domains", "", L, 0, 0, "domains this host accepts mail for and relays onward"},

@@ -34,7 +34,18 @@ class MailFlowTest(unittest.TestCase):
                     "mydestination = %s, $myhostname, localhost" % DOMAIN,
                     "mynetworks = 192.0.2.0/24", "pickup_interval = 1s",
                     "alias_maps = hash:$config_directory/aliases",
-                    "alias_database = $alias_maps"])
+                    "alias_database = $alias_maps",
+                    "virtual_mailbox_domains = v.test",
+                    "virtual_mailbox_maps = texthash:$config_directory/vmailbox",
+                    "virtual_alias_maps = texthash:$config_directory/valias",
+                    "virtual_mailbox_base = $config_directory/../vmail"])
+        self.inst.write_file("vmailbox", "carol@v.test v.test/carol/\ndave@v.test v.test/dave.mbox\n")
+        self.inst.write_file("valias", "info@%s %s\nsales@v.test carol@v.test, %s@%s\n"
+                             % (DOMAIN, USERS[0], USERS[1], DOMAIN))
+        vmail = os.path.join(self.inst.top, "vmail")
+        os.mkdir(vmail, 0o700)
+        store = pwd.getpwnam("petrel-mail")
+        os.chown(vmail, store.pw_uid, store.pw_gid)
         self.homes = os.path.join(self.inst.top, "home")
         os.mkdir(self.homes)
         os.chmod(self.homes, 0o755)
@@ -187,6 +198,28 @@ class MailFlowTest(unittest.TestCase):
         twice = sum(1 for n in subjects.values() if n > 1)
         print("\nkill -9 test: %d processes killed, 500 messages, %d delivered more than once"
               % (kills, twice))
+
+    def test_virtual_mailboxes_and_aliases(self):
+        vmail = os.path.join(self.inst.top, "vmail")
+        store = pwd.getpwnam("petrel-mail")
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as c:
+            c.ehlo("peer.example.org")
+            c.mail("peer@example.org")
+            for rcpt in ("carol@v.test", "Carol+tag@v.test", "dave@v.test", "info@%s" % DOMAIN,
+                         "sales@v.test"):
+                self.assertEqual(c.rcpt(rcpt)[0], 250, rcpt)
+            self.assertEqual(c.rcpt("nobody-here@v.test")[0], 550)
+            self.assertEqual(c.data(b"Subject: virtual\r\n\r\nx\r\n")[0], 250)
+        self.queue_empty()
+        carol = glob.glob(os.path.join(vmail, "v.test", "carol", "new", "*"))
+        # carol@, carol+tag@ and sales@ are three recipients: one copy each.
+        self.assertEqual(len(carol), 3)
+        self.assertEqual(os.stat(carol[0]).st_uid, store.pw_uid)
+        mbox = open(os.path.join(vmail, "v.test", "dave.mbox"), "rb").read()
+        self.assertTrue(mbox.startswith(b"From peer@example.org "))
+        self.assertIn(b"Delivered-To: dave@v.test", mbox)
+        self.maildir(USERS[0], 1)  # info@ -> first user
+        self.maildir(USERS[1], 1)  # sales@ -> second user too
 
     def test_mail_client_sends_through_sendmail(self):
         """A real mail program (GNU mailutils' mail, which runs
