@@ -103,6 +103,13 @@ static void child_setup_fds(struct master *m, struct msvc *svc)
         close(fd);
 }
 
+static void free_vector(char **v)
+{
+    for (int i = 0; v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
 int child_spawn(struct master *m, struct msvc *svc)
 {
     char **argv = child_argv(m, svc);
@@ -110,12 +117,8 @@ int child_spawn(struct master *m, struct msvc *svc)
     pid_t pid = fork();
     if (pid < 0) {
         log_warning("service %s: fork: %m", svc->def.name);
-        for (int i = 0; argv[i]; i++)
-            free(argv[i]);
-        free(argv);
-        for (int i = 0; envp[i]; i++)
-            free(envp[i]);
-        free(envp);
+        free_vector(argv);
+        free_vector(envp);
         return -1;
     }
     if (pid == 0) {
@@ -139,12 +142,8 @@ int child_spawn(struct master *m, struct msvc *svc)
         log_error("service %s: cannot execute %s: %m", svc->def.name, svc->program);
         _exit(127);
     }
-    for (int i = 0; argv[i]; i++)
-        free(argv[i]);
-    free(argv);
-    for (int i = 0; envp[i]; i++)
-        free(envp[i]);
-    free(envp);
+    free_vector(argv);
+    free_vector(envp);
 
     struct mchild *c = xcalloc(1, sizeof(*c));
     c->pid = pid;

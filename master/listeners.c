@@ -156,25 +156,12 @@ void listeners_close(struct msvc *svc)
         }
 }
 
-static bool endpoint_equal(const struct service_endpoint *a, const struct service_endpoint *b)
-{
-    if (a->kind != b->kind)
-        return false;
-    if (a->kind == ENDPOINT_UNIX)
-        return strcmp(a->path, b->path) == 0;
-    if (a->port != b->port)
-        return false;
-    if (a->host == NULL || b->host == NULL)
-        return a->host == b->host;
-    return strcmp(a->host, b->host) == 0;
-}
-
 void listeners_inherit(struct msvc *newsvc, struct msvc *old)
 {
     for (int i = 0; i < newsvc->def.nendpoints; i++)
         for (int j = 0; j < old->def.nendpoints; j++)
             if (old->listen_fds[j] >= 0 &&
-                endpoint_equal(&newsvc->def.endpoints[i], &old->def.endpoints[j])) {
+                service_endpoint_equal(&newsvc->def.endpoints[i], &old->def.endpoints[j])) {
                 newsvc->listen_fds[i] = old->listen_fds[j];
                 old->listen_fds[j] = -1;
             }

@@ -156,7 +156,10 @@ void service_def_free(struct service_def *d)
     memset(d, 0, sizeof(*d));
 }
 
-static bool same_endpoint(const struct service_endpoint *a, const struct service_endpoint *b)
+/* Equal (exact) or overlapping (a wildcard host overlaps every address on
+ * the same port) endpoints. */
+static bool endpoints_match(const struct service_endpoint *a, const struct service_endpoint *b,
+                            bool wildcard_overlaps)
 {
     if (a->kind != b->kind)
         return false;
@@ -164,8 +167,19 @@ static bool same_endpoint(const struct service_endpoint *a, const struct service
         return strcmp(a->path, b->path) == 0;
     if (a->port != b->port)
         return false;
-    /* A wildcard overlaps every address on the same port. */
-    return a->host == NULL || b->host == NULL || strcmp(a->host, b->host) == 0;
+    if (a->host == NULL || b->host == NULL)
+        return wildcard_overlaps || a->host == b->host;
+    return strcmp(a->host, b->host) == 0;
+}
+
+bool service_endpoint_equal(const struct service_endpoint *a, const struct service_endpoint *b)
+{
+    return endpoints_match(a, b, false);
+}
+
+static bool same_endpoint(const struct service_endpoint *a, const struct service_endpoint *b)
+{
+    return endpoints_match(a, b, true);
 }
 
 /* Splits a logical line into whitespace-separated fields (pointers into it). */

@@ -74,6 +74,9 @@ void service_table_free(struct service_table *table);
 void service_def_free(struct service_def *def);
 /* The service called name, or NULL. */
 const struct service_def *service_table_find(const struct service_table *table, const char *name);
+/* True when two endpoints are the same socket (master reuses a listener
+ * across a reload only then). */
+bool service_endpoint_equal(const struct service_endpoint *a, const struct service_endpoint *b);
 /* The value of `-o name=value` among a service's arguments, or NULL. */
 const char *service_override(const struct service_def *def, const char *name);
 
