@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all build deps test asan demo demo-stop install clean
+.PHONY: all build deps test asan fuzz demo demo-stop install clean
 
 all: build
 
@@ -30,6 +30,10 @@ asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
 
+# libFuzzer targets of tests/fuzz/, FUZZ_SECONDS each (default 30); needs clang.
+fuzz:
+	sh tests/fuzz/run.sh
+
 demo: build
 	@sh scripts/demo.sh $(BUILD)
 
@@ -40,6 +44,6 @@ install: build
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
 	@[ ! -x run/libexec/petrel ] || run/libexec/petrel -c run/etc stop >/dev/null 2>&1 || true
 	rm -rf run
