@@ -102,11 +102,9 @@ static void setup(struct qmgr *q, struct config *cfg)
     q->local.available = true;
     q->local.concurrency = get_int(cfg, "local_destination_concurrency_limit", false);
     q->local.rcpt_limit = get_int(cfg, "local_destination_recipient_limit", false);
-    /* The SMTP client is not built yet: remote mail waits in deferred/. */
+    /* Remote and relay domains: smtp-client at private/smtp. */
     q->smtp.name = "smtp";
-    q->smtp.available = false;
-    q->smtp.why_dsn = "4.3.0";
-    q->smtp.why = "no smtp transport configured yet";
+    q->smtp.available = true;
     q->smtp.concurrency = get_int(cfg, "default_destination_concurrency_limit", false);
     q->smtp.rcpt_limit = get_int(cfg, "default_destination_recipient_limit", false);
 }

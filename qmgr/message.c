@@ -103,25 +103,32 @@ void qmgr_message_start(struct qmgr *q, const char *dir, const char *id)
     log_event(id, "from=<%s>, size=%llu, nrcpt=%zu (queue active)", qf->sender,
               (unsigned long long)qf->content_length, qf->rcpt_count);
 
-    /* Recipients per transport, in file order, cut into batches. */
-    unsigned *local = xcalloc(qf->rcpt_count, sizeof(unsigned));
-    size_t nlocal = 0;
-    for (size_t i = 0; i < qf->rcpt_count; i++) {
-        if (queue_rcpt_status_final(qf->rcpts[i].status))
-            continue;
-        struct qmgr_transport *tp = transport_of(q, qf->rcpts[i].address);
-        if (!tp->available)
-            qmgr_message_result(q, m, (unsigned)i, DELIVERY_DEFERRED, tp->why_dsn, "none",
-                                tp->why);
-        else
-            local[nlocal++] = (unsigned)i;
+    /* Recipients per transport, in file order, cut into batches. The smtp
+     * agent groups a batch's recipients by domain itself. */
+    struct qmgr_transport *tps[] = { &q->local, &q->smtp };
+    unsigned *list = xcalloc(qf->rcpt_count, sizeof(unsigned));
+    for (size_t t = 0; t < 2; t++) {
+        struct qmgr_transport *want = tps[t];
+        size_t nlist = 0;
+        for (size_t i = 0; i < qf->rcpt_count; i++) {
+            if (queue_rcpt_status_final(qf->rcpts[i].status))
+                continue;
+            struct qmgr_transport *tp = transport_of(q, qf->rcpts[i].address);
+            if (tp != want)
+                continue;
+            if (!tp->available)
+                qmgr_message_result(q, m, (unsigned)i, DELIVERY_DEFERRED, tp->why_dsn, "none",
+                                    tp->why);
+            else
+                list[nlist++] = (unsigned)i;
+        }
+        for (size_t i = 0; i < nlist; i += (size_t)want->rcpt_limit) {
+            size_t n = nlist - i < (size_t)want->rcpt_limit ? nlist - i
+                                                             : (size_t)want->rcpt_limit;
+            qmgr_schedule_add(q, m, want, list + i, n);
+        }
     }
-    for (size_t i = 0; i < nlocal; i += (size_t)q->local.rcpt_limit) {
-        size_t n = nlocal - i < (size_t)q->local.rcpt_limit ? nlocal - i
-                                                            : (size_t)q->local.rcpt_limit;
-        qmgr_schedule_add(q, m, &q->local, local + i, n);
-    }
-    free(local);
+    free(list);
     if (m->batches == 0)
         qmgr_message_batch_done(q, m); /* nothing to hand over: the round ends now */
 out:

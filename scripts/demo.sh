@@ -83,6 +83,7 @@ smtp     accept  127.0.0.1:$SMTP_PORT   -     -       20     smtpd
 pickup   daemon  unix:public/pickup     -     -       1      pickup
 qmgr     daemon  unix:public/qmgr       -     -       1      qmgr
 local    accept  unix:private/local     root  -       4      local-delivery
+relay    accept  unix:private/smtp      -     -       20     smtp-client
 echo     accept  127.0.0.1:$ECHO_PORT   -     -       10     echo-server
 CONF
 
@@ -108,8 +109,9 @@ cat <<TXT
 
 Petrel demo instance is running from $RUN (log: $RUN/mail.log).
 What runs today: master; smtpd on 127.0.0.1:$SMTP_PORT for the domain $DEMO_DOMAIN
-(users alice and bob); pickup, qmgr and local delivery into Maildir; and a test
-echo service. Send a message over SMTP or with the local sendmail:
+(users alice and bob); pickup, qmgr, local delivery into Maildir, the outbound
+SMTP client (mail for other domains goes out by DNS MX, if this machine can reach
+them); and a test echo service. Send a message over SMTP or with the local sendmail:
   swaks --server 127.0.0.1 --port $SMTP_PORT --from you@example.org --to alice@$DEMO_DOMAIN
   printf 'To: bob\nSubject: hi\n\nhello\n' | $RUN/libexec/sendmail -C $RUN/etc -t
 and read it in the Maildir: $MAILDIRS

@@ -9,12 +9,14 @@ set -eu
 # authentication) plus libcrypt for passwd-file hashes and cmocka for unit tests.
 # Tests: the real clients integration tests drive (mailutils' mail(1) sends
 # through our sendmail and reads mbox files back; it only recommends an MTA,
-# which --no-install-recommends leaves out).
+# which --no-install-recommends leaves out; dnsmasq-base, the dnsmasq binary without
+# its system service, serves MX records to smtp-client's tests).
 PACKAGES="
 gcc make cmake pkg-config
 libssl-dev libc-ares-dev libdb-dev libpam0g-dev libcrypt-dev libcmocka-dev
 python3 swaks openssl
 mailutils
+dnsmasq-base
 "
 
 missing=""

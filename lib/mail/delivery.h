@@ -1,6 +1,6 @@
 /*
  * delivery.h - the protocol between qmgr and the delivery agents
- * (local-delivery now; smtp-client and virtual later), over a UNIX stream
+ * (local-delivery for local and virtual domains, smtp-client for the rest), over a UNIX stream
  * connection to the agent's socket `private/<transport>`.
  *
  * One connection carries one request: qmgr writes a request record and one

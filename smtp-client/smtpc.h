@@ -1,0 +1,205 @@
+/*
+ * smtpc.h - smtp-client: the delivery agent for remote domains, an `accept`
+ * service on unix:private/smtp (`smtp accept unix:private/smtp - - 20
+ * smtp-client`). qmgr sends one `deliver` request (lib/mail/delivery.h);
+ * this program groups the recipients by domain, finds the next hops by DNS
+ * (MX, else A/AAAA) with c-ares, talks ESMTP to them and answers one result
+ * per recipient. It never writes the queue file. docs/smtp-client.md
+ * describes the behaviour.
+ *
+ * Files: main.c (skeleton wiring, settings, one request), dns.c (c-ares
+ * lookups), route.c (a domain's ordered list of addresses to try, loop
+ * detection), connect.c (TCP connect with a timeout, "is this myself"),
+ * reply.c (the reply parser), content.c (the message with dot-stuffing),
+ * session.c (the ESMTP dialogue with one destination).
+ */
+#ifndef PETREL_SMTPC_H
+#define PETREL_SMTPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "mail/delivery.h"
+#include "tls/tls.h"
+#include "util/netio.h"
+#include "util/strbuf.h"
+
+struct config;
+struct queue_file;
+
+/* The longest reason text sent back to qmgr (the protocol has no CR/LF). */
+#define SMTPC_REASON_MAX 1000
+/* Reply limits (BAD-INPUT row 12): one line, all lines of one reply. */
+#define SMTPC_REPLY_LINE_MAX 4096
+#define SMTPC_REPLY_MAX_LINES 200
+#define SMTPC_REPLY_MAX_BYTES (64 * 1024)
+/* DNS: per try, number of tries, and a deadline for one lookup. */
+#define SMTPC_DNS_TRY_MS 2000
+#define SMTPC_DNS_TRIES 2
+#define SMTPC_DNS_DEADLINE_MS 15000
+/* Most addresses tried for one destination (Postfix: smtp_mx_address_limit). */
+#define SMTPC_MAX_ADDRS 10
+
+struct smtpc_settings {
+    char *queue_dir;
+    char *myhostname;
+    char *dns_servers;   /* "addr[:port],..." for c-ares, "" = resolv.conf */
+    char *relayhost;     /* "" = deliver by MX */
+    int family;          /* AF_UNSPEC, AF_INET or AF_INET6 (inet_protocols) */
+    int port;            /* smtp_port */
+    int connect_ms, helo_ms, mail_ms, rcpt_ms, data_init_ms, data_xfer_ms, data_done_ms,
+        quit_ms;
+    enum tls_level tls_level;
+    SSL_CTX *tls_ctx;    /* NULL when TLS is off or could not be set up */
+    int *own_ports;      /* TCP ports this instance listens on (services.conf) */
+    size_t n_own_ports;
+};
+
+void smtpc_settings_load(struct smtpc_settings *s, struct config *cfg, const char *config_dir);
+void smtpc_settings_free(struct smtpc_settings *s);
+
+/* The outcome for one recipient. */
+struct smtpc_result {
+    enum delivery_status status;
+    char dsn[16];
+    strbuf reason;
+    bool set;
+};
+void smtpc_result_init(struct smtpc_result *r);
+void smtpc_result_free(struct smtpc_result *r);
+/* Sets a result (printf-style); control and non-ASCII bytes in the text
+ * become '?' and it is cut at SMTPC_REASON_MAX, so a peer's text is always
+ * safe for the deliver protocol and the logs. */
+void smtpc_result_set(struct smtpc_result *r, enum delivery_status st, const char *dsn,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* ---- dns.c ---- */
+
+enum dns_outcome {
+    DNS_FOUND,    /* records in the answer */
+    DNS_NXDOMAIN, /* the name does not exist */
+    DNS_NODATA,   /* the name exists, no records of this type */
+    DNS_NULLMX,   /* RFC 7505: the domain accepts no mail */
+    DNS_TEMPFAIL, /* SERVFAIL, timeout, no server reachable: try later */
+};
+
+struct dns_mx {
+    char *host;
+    int pref;
+};
+
+struct dns_addr {
+    struct sockaddr_storage sa;
+    socklen_t len;
+};
+
+struct dns;
+/* Creates a resolver (c-ares channel) using servers_csv when not empty, else
+ * /etc/resolv.conf. NULL with err set when c-ares cannot start. */
+struct dns *dns_new(const char *servers_csv, strbuf *err);
+void dns_free(struct dns **dp);
+/* MX records of domain, valid host names only, unsorted. On DNS_FOUND
+ * *mx_r and *n_r hold at least one record (free with dns_mx_free). err says
+ * what failed otherwise ("Host not found, try again"). */
+enum dns_outcome dns_lookup_mx(struct dns *d, const char *domain, struct dns_mx **mx_r,
+                               size_t *n_r, strbuf *err);
+void dns_mx_free(struct dns_mx *mx, size_t n);
+/* A and/or AAAA records of host (family AF_UNSPEC for both), port set to
+ * port. At most max results appended to *a_r (grown with xrealloc). */
+enum dns_outcome dns_lookup_addrs(struct dns *d, const char *host, int family, int port,
+                                  struct dns_addr **a_r, size_t *n_r, strbuf *err);
+/* True for a syntactically valid host name (letters, digits, '-', '.'
+ * separated labels of 1..63 bytes, at most 253 bytes, no leading '-'). */
+bool dns_valid_hostname(const char *name);
+
+/* ---- route.c ---- */
+
+struct smtpc_target {
+    char *host;            /* the MX host name (for messages and TLS) */
+    struct dns_addr addr;
+};
+
+struct smtpc_route {
+    struct smtpc_target *t;
+    size_t n;
+};
+
+/* The addresses to try for domain, best first (relayhost, or MX by
+ * preference with random order among equals, or the domain's own address).
+ * Returns 0 with a non-empty route, or -1 with *fail set (bounced for
+ * NXDOMAIN, null MX and mail that loops back to this host; deferred for
+ * temporary DNS failures). */
+int smtpc_route(const struct smtpc_settings *s, struct dns *d, const char *domain,
+                struct smtpc_route *route, struct smtpc_result *fail);
+void smtpc_route_free(struct smtpc_route *route);
+
+/* ---- connect.c ---- */
+
+/* Connects to addr within timeout_ms. Returns the socket (blocking mode),
+ * or -1 with err set ("Connection refused", "connection timed out"). */
+int smtpc_connect(const struct dns_addr *addr, int timeout_ms, strbuf *err);
+/* "10.0.0.2" / "2001:db8::1" */
+void smtpc_addr_text(const struct dns_addr *addr, strbuf *out);
+int smtpc_addr_port(const struct dns_addr *addr);
+/* True when addr is an address of this host (an interface, loopback or
+ * the wildcard) on a port that this instance listens on: a connection
+ * there would hand the mail back to ourselves. */
+bool smtpc_addr_is_self(const struct smtpc_settings *s, const struct dns_addr *addr);
+
+/* ---- reply.c ---- */
+
+struct smtp_reply {
+    int code;         /* 200..599 */
+    char dsn[16];     /* the enhanced status code, or a default by class */
+    strbuf text;      /* every line's text after the code, joined with ' ' */
+    strbuf lines;     /* every line's text, each ending in '\n' (EHLO keywords) */
+};
+void smtp_reply_init(struct smtp_reply *r);
+void smtp_reply_free(struct smtp_reply *r);
+/*
+ * Reads one (possibly multi-line) reply within timeout_ms for the whole
+ * reply. Returns 0, or -1 with err set and *timeout_r true when the time
+ * ran out: lost connection, timeout, a line that is not "DDD[ -]text", a
+ * code that changes between lines, a code outside 2xx-5xx, a line over
+ * SMTPC_REPLY_LINE_MAX bytes, or a reply over SMTPC_REPLY_MAX_LINES lines
+ * or SMTPC_REPLY_MAX_BYTES bytes. After -1 the session must end.
+ */
+int smtp_reply_read(struct netio *io, int timeout_ms, struct smtp_reply *r, strbuf *err,
+                    bool *timeout_r);
+
+/* ---- content.c ---- */
+
+/* Scans the content: *eightbit_r when any byte >= 0x80. -1 with err on a
+ * read error. */
+int smtpc_content_scan(struct queue_file *qf, bool *eightbit_r, strbuf *err);
+/* Writes the content with CRLF line ends and dot-stuffing, then ".\r\n",
+ * through io (the write timeout applies per block). -1 with err on a queue
+ * file read error (*local_r true) or a network write error. */
+int smtpc_content_send(struct queue_file *qf, struct netio *io, strbuf *err, bool *local_r);
+
+/* ---- session.c ---- */
+
+struct smtpc_rcpt {
+    const char *address;
+    const char *orcpt;   /* "rfc822;addr" or NULL */
+    unsigned notify;
+    struct smtpc_result *res;
+};
+
+struct smtpc_msg {
+    const char *id;
+    struct queue_file *qf;
+    const char *sender;
+    bool eightbit;
+};
+
+/* Delivers msg to the recipients of one domain through the route's
+ * addresses, setting every recipient's result. */
+void smtpc_deliver(const struct smtpc_settings *s, const struct smtpc_msg *msg,
+                   const struct smtpc_route *route, struct smtpc_rcpt *rcpts, size_t n);
+
+#endif
