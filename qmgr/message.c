@@ -91,6 +91,9 @@ void qmgr_message_start(struct qmgr *q, const char *dir, const char *id)
             log_error("%s: %s", id, err.data);
         goto out;
     }
+    /* Results are written as they come but synced once at the end of the
+     * round, and only if the file stays (see queue_file_set_lazy_sync). */
+    queue_file_set_lazy_sync(qf, true);
     struct qmgr_msg *m = xcalloc(1, sizeof(*m));
     memcpy(m->id, id, QUEUE_ID_SIZE);
     m->qf = qf;
@@ -302,6 +305,9 @@ static void round_end(struct qmgr *q, struct qmgr_msg *m)
             log_event(m->id, "removed");
         remove_defer_reasons(q, m->id);
     } else {
+        queue_file_set_lazy_sync(qf, false);
+        if (queue_file_sync(qf, &err) < 0)
+            log_error("%s: %s", m->id, err.data);
         uint32_t count = QUEUE_ATTEMPTS_COUNT(attempts);
         if (count < 0x7fffffffu)
             count++;

@@ -220,6 +220,8 @@ struct queue_file {
     size_t rcpt_count;       /* >= 1 */
     off_t content_offset;    /* first byte of the message in the file */
     uint64_t content_length; /* equals the size record */
+    bool lazy_sync;          /* in-place updates wait for queue_file_sync() */
+    bool dirty;              /* an update is not synced yet */
 };
 
 /* Opens and validates path for reading and in-place updates (O_RDWR).
@@ -243,8 +245,18 @@ void queue_file_close(struct queue_file **qf);
 ssize_t queue_file_read_content(struct queue_file *qf, uint64_t pos, void *buf, size_t n,
                                 strbuf *err);
 
+/* queue_file_set_lazy_sync: with lazy on, the in-place updates below
+ * write without fdatasync until queue_file_sync(). qmgr uses this for a
+ * message it is about to remove when every recipient is done: syncing marks
+ * on a file that is unlinked a moment later costs a disk flush per message
+ * and protects nothing but against a repeated delivery after a crash in
+ * that moment (at-least-once delivery allows that). */
+void queue_file_set_lazy_sync(struct queue_file *qf, bool lazy);
+/* Flushes pending in-place updates (fdatasync); 0, or -1 with err set. */
+int queue_file_sync(struct queue_file *qf, strbuf *err);
+
 /* Writes the new status byte of recipient `index` in place and fdatasyncs
- * before returning 0; -1 with err set on a bad index or status, a read-only
+ * (unless lazy, see above) before returning 0; -1 with err set on a bad index or status, a read-only
  * file or an I/O error. The in-memory copy is updated only on success. */
 int queue_file_set_recipient_status(struct queue_file *qf, size_t index,
                                     enum queue_rcpt_status status, strbuf *err);

@@ -468,6 +468,9 @@ static int update_in_place(struct queue_file *qf, const void *p, size_t n, off_t
                       strerror(errno));
         return -1;
     }
+    qf->dirty = true;
+    if (qf->lazy_sync)
+        return 0;
     int rc;
     while ((rc = fdatasync(qf->fd)) != 0 && errno == EINTR)
         ;
@@ -477,6 +480,28 @@ static int update_in_place(struct queue_file *qf, const void *p, size_t n, off_t
                       what, strerror(errno));
         return -1;
     }
+    qf->dirty = false;
+    return 0;
+}
+
+void queue_file_set_lazy_sync(struct queue_file *qf, bool lazy)
+{
+    qf->lazy_sync = lazy;
+}
+
+int queue_file_sync(struct queue_file *qf, strbuf *err)
+{
+    if (!qf->dirty)
+        return 0;
+    int rc;
+    while ((rc = fdatasync(qf->fd)) != 0 && errno == EINTR)
+        ;
+    if (rc != 0) {
+        strbuf_reset(err);
+        strbuf_printf(err, "queue file %s: fdatasync failed: %s", qf->path, strerror(errno));
+        return -1;
+    }
+    qf->dirty = false;
     return 0;
 }
 
