@@ -1,0 +1,178 @@
+"""The seed scenario across hosts: network namespaces made by this test — a
+DNS server (dnsmasq, authoritative for a.org and b.org with MX records), host
+a (Petrel for a.org), host b (Petrel for b.org) and a client — joined by a
+bridge in a hub namespace. Mail from the client enters a.org on port 25,
+a.org finds b.org's MX by DNS and relays it there, and b.org delivers it into
+bob's Maildir; bob's reply travels back the same way. Root only (namespaces,
+port 25, system users). Every namespace, process and user is removed again.
+
+Addresses are 10.77.0.0/24 inside the test's own namespaces: no traffic
+leaves them."""
+import glob
+import os
+import pwd
+import shutil
+import signal
+import smtplib
+import subprocess
+import time
+import unittest
+
+from petrel_instance import Instance, ensure_users, is_root
+
+NET = "10.77.0."
+HOSTS = {"dns": 53, "a": 10, "b": 20, "client": 30}
+USERS = ("ptdalice", "ptdbob")
+
+
+def have_netns():
+    if not is_root() or shutil.which("ip") is None or shutil.which("dnsmasq") is None:
+        return False
+    r = subprocess.run(["ip", "netns", "add", "ptd-probe-%d" % os.getpid()], capture_output=True)
+    subprocess.run(["ip", "netns", "del", "ptd-probe-%d" % os.getpid()], capture_output=True)
+    return r.returncode == 0
+
+
+def sh(*cmd):
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+@unittest.skipUnless(have_netns(), "needs root, ip netns and dnsmasq")
+class TwoDomainTest(unittest.TestCase):
+    def setUp(self):
+        ensure_users()
+        self.tag = "%d" % (os.getpid() % 100000)
+        self.ns = {h: "ptd%s-%s" % (self.tag, h) for h in list(HOSTS) + ["hub"]}
+        self.procs = []
+        self.instances = {}
+        self.addCleanup(self.cleanup)
+        self.make_network()
+        self.start_dns()
+        self.homes = os.path.join("/tmp", "ptd-homes-" + self.tag)
+        os.makedirs(self.homes, exist_ok=True)
+        os.chmod(self.homes, 0o755)
+        for u in USERS:
+            subprocess.run(["userdel", "-r", u], capture_output=True)
+            sh("useradd", "--home-dir", os.path.join(self.homes, u), "--create-home", u)
+        self.start_petrel("a", "a.org", USERS[0])
+        self.start_petrel("b", "b.org", USERS[1])
+
+    def make_network(self):
+        sh("ip", "netns", "add", self.ns["hub"])
+        sh("ip", "-n", self.ns["hub"], "link", "add", "br0", "type", "bridge")
+        sh("ip", "-n", self.ns["hub"], "link", "set", "br0", "up")
+        for host, last in HOSTS.items():
+            ns = self.ns[host]
+            sh("ip", "netns", "add", ns)
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "p-" + host,
+               "netns", self.ns["hub"])
+            sh("ip", "-n", ns, "addr", "add", NET + "%d/24" % last, "dev", "eth0")
+            sh("ip", "-n", ns, "link", "set", "eth0", "up")
+            sh("ip", "-n", self.ns["hub"], "link", "set", "p-" + host, "master", "br0")
+            sh("ip", "-n", self.ns["hub"], "link", "set", "p-" + host, "up")
+
+    def start_dns(self):
+        records = []
+        for dom, host in (("a.org", "a"), ("b.org", "b")):
+            records += ["--mx-host=%s,mx.%s,10" % (dom, dom),
+                        "--host-record=mx.%s,%s%d" % (dom, NET, HOSTS[host])]
+        p = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns["dns"], "dnsmasq", "--no-daemon",
+             "--listen-address=" + NET + "53", "--bind-interfaces", "--no-resolv", "--no-hosts",
+             "--conf-file=/dev/null", "--local=/org/", "--pid-file=", "--user=root"] + records,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(p)
+        time.sleep(0.5)
+        self.assertIsNone(p.poll(), "dnsmasq did not start")
+
+    def start_petrel(self, host, domain, user):
+        addr = NET + "%d" % HOSTS[host]
+        inst = Instance(
+            ["smtp accept %s:25 - - 10 smtpd" % addr,
+             "qmgr daemon unix:public/qmgr - - 1 qmgr",
+             "local accept unix:private/local root - 4 local-delivery",
+             "relay accept unix:private/smtp - - 10 smtp-client"],
+            params=["myhostname = mx." + domain, "myorigin = " + domain,
+                    "mydestination = " + domain, "mynetworks = 127.0.0.0/8, %s%d/32"
+                    % (NET, HOSTS["client"]),
+                    "dns_servers = " + NET + "53", "alias_maps = hash:$config_directory/aliases",
+                    "alias_database = $alias_maps", "smtp_connect_timeout = 5s"])
+        inst.write_file("aliases", "postmaster: %s\n%s: %s\n" % (user, user.replace("ptd", ""), user))
+        inst.petrel("newaliases")
+        cmd = ["ip", "netns", "exec", self.ns[host], os.path.join(inst.libexec, "petrel"), "-c",
+               inst.conf, "start"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr + inst.read_log())
+        self.instances[host] = inst
+
+    def cleanup(self):
+        for inst in self.instances.values():
+            inst.cleanup()
+        for p in self.procs:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for ns in self.ns.values():
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        for u in USERS:
+            subprocess.run(["userdel", "-r", u], capture_output=True)
+        shutil.rmtree(getattr(self, "homes", "/nonexistent-ptd"), ignore_errors=True)
+
+    def in_client(self, code):
+        """Runs Python code in the client namespace."""
+        r = subprocess.run(["ip", "netns", "exec", self.ns["client"], "python3", "-c", code],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r.stdout
+
+    def maildir(self, user, n, timeout=30):
+        new = os.path.join(self.homes, user, "Maildir", "new")
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            files = glob.glob(os.path.join(new, "*"))
+            if len(files) >= n:
+                return sorted(files)
+            time.sleep(0.2)
+        logs = "\n".join("--- %s:\n%s" % (h, i.read_log()) for h, i in self.instances.items())
+        raise AssertionError("no mail for %s; logs:\n%s" % (user, logs))
+
+    def test_mail_crosses_domains_by_mx_and_back(self):
+        self.in_client(
+            "import smtplib\n"
+            "c = smtplib.SMTP('%s10', 25, timeout=30)\n"
+            "c.sendmail('alice@a.org', ['bob@b.org'], b'From: alice@a.org\\r\\nTo: bob@b.org\\r\\n"
+            "Subject: across\\r\\n\\r\\nhello b.org\\r\\n')\n"
+            "c.quit()\n" % NET)
+        data = open(self.maildir(USERS[1], 1)[0], "rb").read()
+        self.assertIn(b"Subject: across", data)
+        self.assertIn(b"Return-Path: <alice@a.org>", data)
+        self.assertIn(b"by mx.b.org (Petrel)", data)   # b's smtpd received it
+        self.assertIn(b"by mx.a.org (Petrel)", data)   # after a's smtpd
+        self.instances["a"].wait_log(r"to=<bob@b\.org>, relay=smtp, .*status=sent .*mx\.b\.org")
+        # The reply: bob's host sends back to a.org by MX.
+        self.in_client(
+            "import smtplib\n"
+            "c = smtplib.SMTP('%s20', 25, timeout=30)\n"
+            "c.sendmail('bob@b.org', ['alice@a.org'], b'Subject: re: across\\r\\n\\r\\nhi a.org\\r\\n')\n"
+            "c.quit()\n" % NET)
+        data = open(self.maildir(USERS[0], 1)[0], "rb").read()
+        self.assertIn(b"Subject: re: across", data)
+
+    def test_relay_refused_from_outside_mynetworks(self):
+        # Host b is not in a.org's mynetworks: it may deliver to a.org, not relay through it.
+        out = subprocess.run(
+            ["ip", "netns", "exec", self.ns["b"], "python3", "-c",
+             "import smtplib\n"
+             "c = smtplib.SMTP('%s10', 25, timeout=30)\n"
+             "c.ehlo('mx.b.org'); c.mail('x@b.org')\n"
+             "print(c.rcpt('victim@elsewhere.example'))\n" % NET],
+            capture_output=True, text=True, timeout=60)
+        self.assertIn("554", out.stdout, out.stderr)
+        self.assertIn("Relay access denied", out.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
