@@ -232,10 +232,14 @@ class SmtpClientTest(unittest.TestCase):
                     "smtp_data_done_timeout = 3s",
                     "smtp_quit_timeout = 2s",
                     "smtp_tls_security_level = " + self.tls_level,
-                    "smtp_tls_CAfile = " + os.path.join(TLS_DIR, "ca.pem"),
+                    # a copy inside the instance: the checkout may not be readable
+                    # by the service user (a CI clone in a 0700 directory)
+                    "smtp_tls_CAfile = $config_directory/ca.pem",
                     "minimal_backoff_time = 60s",
                     "maximal_backoff_time = 120s",
                     "queue_run_delay = 60s"] + list(extra))
+        shutil.copyfile(os.path.join(TLS_DIR, "ca.pem"), os.path.join(self.inst.conf, "ca.pem"))
+        os.chmod(os.path.join(self.inst.conf, "ca.pem"), 0o644)
         self.inst.start()
         self.inst.wait_log(r"qmgr\[\d+\]: queue manager started")
 
