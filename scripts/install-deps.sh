@@ -10,13 +10,17 @@ set -eu
 # Tests: the real clients integration tests drive (mailutils' mail(1) sends
 # through our sendmail and reads mbox files back; it only recommends an MTA,
 # which --no-install-recommends leaves out; dnsmasq-base, the dnsmasq binary without
-# its system service, serves MX records to smtp-client's tests).
+# its system service, serves MX records to smtp-client's tests; libpam-wrapper
+# lets the auth tests drive PAM failure paths without touching /etc/pam.d;
+# msmtp is the mail program a user configures to send through submission).
 PACKAGES="
 gcc make cmake pkg-config
 libssl-dev libc-ares-dev libdb-dev libpam0g-dev libcrypt-dev libcmocka-dev
 python3 swaks openssl
 mailutils
 dnsmasq-base
+libpam-wrapper
+msmtp
 "
 
 missing=""

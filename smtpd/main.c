@@ -5,11 +5,11 @@
 #include "smtpd.h"
 #include "mail/server.h"
 
-static struct smtpd_settings settings;
+static struct smtp_service_settings settings;
 
 static void smtpd_init(struct server_ctx *ctx)
 {
-    smtpd_settings_load(&settings, ctx->config);
+    smtp_service_settings_load(&settings, ctx->config);
 }
 
 static void smtpd_serve_cb(struct server_ctx *ctx, int fd)

@@ -73,6 +73,14 @@ const struct config_def petrel_params[] = {
      "errors in one session after which the server disconnects (421 4.7.0)"},
     {"smtpd_error_sleep_time", "1s", T, 0, 60,
      "delay before each error reply once the soft error limit is passed"},
+    /* Submission (587/465): set tls_mode per service with -o. */
+    {"tls_mode", "starttls", S, 0, 0,
+     "TLS of a submission service: starttls (587, RFC 6409) or implicit (465, RFC 8314); "
+     "set per service with -o tls_mode=implicit"},
+    {"smtpd_sender_login_maps", "", L, 0, 0,
+     "tables of sender address (or @domain) -> logins allowed to use it in MAIL FROM and From: "
+     "on submission; empty = only the default rule (a user owns user@ each local domain, "
+     "a virtual user exactly its address)"},
 
     /* SMTP client. */
     {"relayhost", "", S, 0, 0,
@@ -159,6 +167,26 @@ const struct config_def petrel_params[] = {
      "tables mapping virtual mailbox addresses to mailbox paths"},
     {"relay_domains", "", L, 0, 0, "domains this host accepts mail for and relays onward"},
     {"transport_maps", "", L, 0, 0, "tables choosing the delivery method and next hop per domain"},
+
+    /* auth service (docs/auth.md). */
+    {"auth_pam_service", "petrel", S, 0, 0,
+     "PAM service name the auth service uses for system users (/etc/pam.d/NAME)"},
+    {"auth_passwd_file", "", S, 0, 0,
+     "Dovecot-style passwd-file of virtual users (user@domain:{SCHEME}hash:uid:gid::home::); "
+     "empty = none"},
+    {"auth_allow_plain_passwords", "no", B, 0, 0,
+     "accept {PLAIN} (unhashed) passwords in auth_passwd_file"},
+    {"auth_failure_limit", "10", I, 1, 0,
+     "failed logins from one client address within auth_failure_window after which it is "
+     "throttled"},
+    {"auth_failure_window", "5m", T, 1, 86400,
+     "window in which failed logins are counted, and how long a throttled client waits"},
+    {"auth_failure_delay", "500", I, 0, 10000,
+     "milliseconds a failed login reply is delayed per recent failure of the same client"},
+    {"auth_failure_max_delay", "5000", I, 0, 60000,
+     "longest delay of a failed login reply, in milliseconds"},
+    {"auth_token_lifetime", "60s", T, 1, 3600,
+     "how long a one-time token of the POP3/IMAP login hand-off can be redeemed"},
 
     /* Processes and logging. */
     {"default_process_limit", "100", I, 1, 0,

@@ -1,7 +1,9 @@
 /*
- * settings.c - smtpd's view of petrel.conf, read once per process.
+ * service_settings.c - the settings the SMTP server daemons read from
+ * petrel.conf once per process (moved here from smtpd so that submission
+ * reads the same parameters the same way); see service.h.
  */
-#include "smtpd.h"
+#include "smtp/service.h"
 #include "mail/params.h"
 #include "util/config.h"
 #include "util/log.h"
@@ -33,7 +35,7 @@ static bool get_bool(struct config *cfg, const char *name, strbuf *err)
     return v;
 }
 
-void smtpd_settings_load(struct smtpd_settings *s, struct config *cfg)
+void smtp_service_settings_load(struct smtp_service_settings *s, struct config *cfg)
 {
     memset(s, 0, sizeof(*s));
     strbuf err;
