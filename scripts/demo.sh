@@ -160,6 +160,8 @@ Authenticated submission (587-style with STARTTLS, 465-style implicit TLS):
   openssl s_client -connect 127.0.0.1:$SUBMISSIONS_PORT -crlf -ign_eof -CAfile $RUN/tls/ca.pem
 and read it in the Maildir: $MAILDIRS
 Queue: $RUN/libexec/petrel -c $RUN/etc queue list
+Two domains relaying to each other by DNS MX (network namespaces, root only):
+  cd $TOP/tests/integration && PETREL_BIN=$BIN python3 -m unittest -v test_two_domains
 POP3/IMAP are not written yet.
 
   status:  $RUN/libexec/petrel -c $RUN/etc status
