@@ -23,8 +23,18 @@ struct resolver {
     struct config_list mydestination, virtual_domains, relay_domains;
     char *delimiters;
     struct map_list *aliases, *virtual_alias, *virtual_mailbox;
-    strbuf broken; /* non-empty: a table could not be opened; lookups fail */
+    char *specs[3];  /* alias_maps, virtual_alias_maps, virtual_mailbox_maps */
+    strbuf broken;   /* non-empty: a table could not be opened; lookups fail
+                      * until reopening works (tried at each lookup) */
 };
+
+static const char *const list_params[3] = { "alias_maps", "virtual_alias_maps",
+                                             "virtual_mailbox_maps" };
+
+static struct map_list **list_slot(struct resolver *r, int i)
+{
+    return i == 0 ? &r->aliases : i == 1 ? &r->virtual_alias : &r->virtual_mailbox;
+}
 
 static void lower_list(struct config_list *l)
 {
@@ -33,16 +43,24 @@ static void lower_list(struct config_list *l)
             *p = (char)tolower((unsigned char)*p);
 }
 
-static void open_list(struct resolver *r, struct config *cfg, const char *param, unsigned flags,
-                      struct map_list **ml, strbuf *err)
+/* Opens every table list that is not open yet; records the first failure
+ * in r->broken (and err, when given). */
+static void open_lists(struct resolver *r, strbuf *err)
 {
-    const char *specs = config_get(cfg, param);
+    strbuf_reset(&r->broken);
     strbuf why;
     strbuf_init(&why);
-    if (map_list_open(specs ? specs : "", flags, ml, &why) < 0) {
-        strbuf_printf(err, "%s: %s\n", param, why.data);
-        if (r->broken.len == 0)
-            strbuf_printf(&r->broken, "%s: %s", param, why.data);
+    for (int i = 0; i < 3; i++) {
+        struct map_list **ml = list_slot(r, i);
+        if (*ml)
+            continue;
+        strbuf_reset(&why);
+        if (map_list_open(r->specs[i], i == 0 ? MAP_ALIASES : 0, ml, &why) < 0) {
+            if (err)
+                strbuf_printf(err, "%s: %s\n", list_params[i], why.data);
+            if (r->broken.len == 0)
+                strbuf_printf(&r->broken, "%s: %s", list_params[i], why.data);
+        }
     }
     strbuf_free(&why);
 }
@@ -59,9 +77,11 @@ struct resolver *resolver_new(struct config *cfg, strbuf *err)
     lower_list(&r->relay_domains);
     const char *d = config_get(cfg, "recipient_delimiter");
     r->delimiters = xstrdup(d ? d : "");
-    open_list(r, cfg, "alias_maps", MAP_ALIASES, &r->aliases, err);
-    open_list(r, cfg, "virtual_alias_maps", 0, &r->virtual_alias, err);
-    open_list(r, cfg, "virtual_mailbox_maps", 0, &r->virtual_mailbox, err);
+    for (int i = 0; i < 3; i++) {
+        const char *v = config_get(cfg, list_params[i]);
+        r->specs[i] = xstrdup(v ? v : "");
+    }
+    open_lists(r, err);
     return r;
 }
 
@@ -77,6 +97,8 @@ void resolver_free(struct resolver **rp)
     map_list_close(&r->aliases);
     map_list_close(&r->virtual_alias);
     map_list_close(&r->virtual_mailbox);
+    for (int i = 0; i < 3; i++)
+        free(r->specs[i]);
     strbuf_free(&r->broken);
     free(r);
     *rp = NULL;
@@ -146,6 +168,8 @@ enum resolve_exists resolver_exists(struct resolver *r, const char *local, const
     enum resolve_class cls = resolver_class(r, domain);
     if (cls == RESOLVE_RELAY || cls == RESOLVE_REMOTE)
         return RESOLVE_EXISTS;
+    if (r->broken.len)
+        open_lists(r, NULL); /* the table may have been fixed meanwhile */
     if (r->broken.len) {
         if (why)
             strbuf_sets(why, r->broken.data);

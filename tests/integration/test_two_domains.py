@@ -5,8 +5,9 @@ bridge in a hub namespace. alice submits on a.org:587 with STARTTLS and AUTH
 LOGIN; a.org finds b.org's MX by DNS (the preferred one is down, the second
 answers) and relays with STARTTLS to port 25; b.org delivers into bob's
 Maildir, one copy with both Received: headers. Also the reply back, an
-unknown user at b.org bouncing into alice's mailbox, and relaying through
-a.org from outside refused. Root only (namespaces, ports 25/587, system
+unknown user at b.org bouncing into alice's mailbox, a temporary refusal at
+b.org retried and delivered once it is fixed, and relaying through a.org from
+outside refused. Root only (namespaces, ports 25/587, system
 users). Every namespace, process and user is removed again.
 
 Addresses are 10.77.0.0/24 inside the test's own namespaces: no traffic
@@ -198,6 +199,25 @@ class TwoDomainTest(unittest.TestCase):
         self.assertRegex(data, rb"Status: 5\.1\.1")
         self.assertIn(b"nobody-here@b.org", data)
         self.assertIn(b"Subject: lost", data)
+
+    def test_temporary_refusal_retried_later(self):
+        # b.org cannot read its alias table for a while: it answers 451 4.3.0.
+        b = self.instances["b"]
+        db = os.path.join(b.conf, "aliases.db")
+        os.rename(db, db + ".away")
+        self.in_client(
+            "import smtplib\n"
+            "c = smtplib.SMTP('%s10', 587, timeout=30)\n"
+            "c.starttls(); c.login('alice@a.org', '%s')\n"
+            "c.sendmail('alice@a.org', ['bob@b.org'], b'Subject: later\\r\\n\\r\\nx\\r\\n')\n"
+            "c.quit()\n" % (NET, ALICE_PW))
+        a = self.instances["a"]
+        a.wait_log(r"to=<bob@b\.org>, relay=smtp, .*dsn=4\.3\.0, status=deferred", timeout=60)
+        self.assertEqual(glob.glob(os.path.join(self.homes, USERS[1], "Maildir", "new", "*")), [])
+        os.rename(db + ".away", db)  # fixed
+        a.petrel("queue", "flush")
+        data = open(self.maildir(USERS[1], 1, timeout=60)[0], "rb").read()
+        self.assertIn(b"Subject: later", data)
 
     def test_mail_crosses_domains_by_mx_and_back(self):
         self.in_client(

@@ -148,12 +148,31 @@ static void test_broken_table_defers(void **state)
     resolver_free(&r);
 }
 
+static void test_table_fixed_later(void **state)
+{
+    (void)state;
+    char db[128], away[140];
+    snprintf(db, sizeof(db), "%s/aliases.db", dir);
+    snprintf(away, sizeof(away), "%s/aliases.db.away", dir);
+    assert_int_equal(rename(db, away), 0);
+    struct resolver *r = make("");
+    strbuf why;
+    strbuf_init(&why);
+    assert_int_equal(resolver_exists(r, "alice", "petrel.test", &why), RESOLVE_LOOKUP_ERROR);
+    /* Fixed while the process runs: the next lookup reopens the table. */
+    assert_int_equal(rename(away, db), 0);
+    assert_int_equal(resolver_exists(r, "alice", "petrel.test", &why), RESOLVE_EXISTS);
+    strbuf_free(&why);
+    resolver_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classes),
         cmocka_unit_test(test_exists),
         cmocka_unit_test(test_broken_table_defers),
+        cmocka_unit_test(test_table_fixed_later),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
