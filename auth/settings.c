@@ -21,18 +21,6 @@ static char *get_str(struct config *cfg, const char *name)
     return xstrdup(v ? v : "");
 }
 
-static long long get_num(struct config *cfg, const char *name,
-                         int (*getter)(struct config *, const char *, long long *, strbuf *))
-{
-    long long v = 0;
-    strbuf err;
-    strbuf_init(&err);
-    if (getter(cfg, name, &v, &err) < 0)
-        log_fatal("%s", err.data);
-    strbuf_free(&err);
-    return v;
-}
-
 static void get_list(struct config *cfg, const char *name, struct config_list *l)
 {
     strbuf err;
@@ -80,11 +68,11 @@ void auth_settings_load(struct auth_settings *s, struct config *cfg)
     s->store_owner = get_str(cfg, "mail_store_owner");
     get_list(cfg, "mydestination", &s->mydestination);
     get_list(cfg, "virtual_mailbox_domains", &s->virtual_domains);
-    s->failure_limit = get_num(cfg, "auth_failure_limit", config_get_int);
-    s->failure_window = get_num(cfg, "auth_failure_window", config_get_time);
-    s->failure_delay_ms = get_num(cfg, "auth_failure_delay", config_get_int);
-    s->failure_max_delay_ms = get_num(cfg, "auth_failure_max_delay", config_get_int);
-    s->token_lifetime = get_num(cfg, "auth_token_lifetime", config_get_time);
+    s->failure_limit = param_int(cfg, "auth_failure_limit");
+    s->failure_window = param_time(cfg, "auth_failure_window");
+    s->failure_delay_ms = param_int(cfg, "auth_failure_delay");
+    s->failure_max_delay_ms = param_int(cfg, "auth_failure_max_delay");
+    s->token_lifetime = param_time(cfg, "auth_token_lifetime");
     if (*s->pam_service == '\0' || strchr(s->pam_service, '/'))
         log_fatal("parameter auth_pam_service: '%s' is not a PAM service name",
                   s->pam_service);

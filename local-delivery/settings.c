@@ -5,6 +5,7 @@
  */
 #include "local.h"
 #include "mail/map.h"
+#include "mail/params.h"
 #include "mail/resolve.h"
 #include "util/config.h"
 #include "util/log.h"
@@ -18,18 +19,6 @@ static char *get_str(struct config *cfg, const char *name)
 {
     const char *v = config_get(cfg, name);
     return xstrdup(v ? v : "");
-}
-
-static long long get_num(struct config *cfg, const char *name,
-                         int (*getter)(struct config *, const char *, long long *, strbuf *))
-{
-    long long v = 0;
-    strbuf err;
-    strbuf_init(&err);
-    if (getter(cfg, name, &v, &err) < 0)
-        log_fatal("%s", err.data);
-    strbuf_free(&err);
-    return v;
 }
 
 /* "alias, forward, include" -> ORIGIN_* bits. */
@@ -67,9 +56,9 @@ void local_settings_load(struct local_settings *s, struct config *cfg)
     s->myhostname = get_str(cfg, "myhostname");
     s->default_privs = get_str(cfg, "default_privs");
     s->mail_owner = get_str(cfg, "mail_owner");
-    s->command_time_limit = get_num(cfg, "command_time_limit", config_get_time);
-    s->mailbox_size_limit = (uint64_t)get_num(cfg, "mailbox_size_limit", config_get_size);
-    s->hopcount_limit = get_num(cfg, "hopcount_limit", config_get_int);
+    s->command_time_limit = param_time(cfg, "command_time_limit");
+    s->mailbox_size_limit = (uint64_t)param_size(cfg, "mailbox_size_limit");
+    s->hopcount_limit = param_int(cfg, "hopcount_limit");
     s->commands_allowed = origins(cfg, "allow_mail_to_commands");
     s->files_allowed = origins(cfg, "allow_mail_to_files");
     if (s->home_mailbox[0] == '/')

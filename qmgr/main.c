@@ -26,55 +26,22 @@
 #include <time.h>
 #include <unistd.h>
 
-static long long get_time(struct config *cfg, const char *name)
-{
-    long long v;
-    strbuf err;
-    strbuf_init(&err);
-    if (config_get_time(cfg, name, &v, &err) < 0)
-        log_fatal("%s", err.data);
-    strbuf_free(&err);
-    return v;
-}
-
-static long long get_int(struct config *cfg, const char *name, bool size)
-{
-    long long v;
-    strbuf err;
-    strbuf_init(&err);
-    if ((size ? config_get_size(cfg, name, &v, &err) : config_get_int(cfg, name, &v, &err)) < 0)
-        log_fatal("%s", err.data);
-    strbuf_free(&err);
-    return v;
-}
-
-static const char *get_str(struct config *cfg, const char *name)
-{
-    const char *v;
-    strbuf err;
-    strbuf_init(&err);
-    if (config_get_str(cfg, name, &v, &err) < 0)
-        log_fatal("%s", err.data);
-    strbuf_free(&err);
-    return v;
-}
-
 static void setup(struct qmgr *q, struct config *cfg)
 {
     memset(q, 0, sizeof(*q));
     q->cfg = cfg;
-    q->queue_dir = xstrdup(get_str(cfg, "queue_directory"));
-    q->hostname = xstrdup(get_str(cfg, "myhostname"));
-    q->notice_text = xstrdup(get_str(cfg, "bounce_notice_text"));
-    q->max_lifetime = get_time(cfg, "maximal_queue_lifetime");
-    q->bounce_lifetime = get_time(cfg, "bounce_queue_lifetime");
-    q->min_backoff = get_time(cfg, "minimal_backoff_time");
-    q->max_backoff = get_time(cfg, "maximal_backoff_time");
+    q->queue_dir = xstrdup(param_str(cfg, "queue_directory"));
+    q->hostname = xstrdup(param_str(cfg, "myhostname"));
+    q->notice_text = xstrdup(param_str(cfg, "bounce_notice_text"));
+    q->max_lifetime = param_time(cfg, "maximal_queue_lifetime");
+    q->bounce_lifetime = param_time(cfg, "bounce_queue_lifetime");
+    q->min_backoff = param_time(cfg, "minimal_backoff_time");
+    q->max_backoff = param_time(cfg, "maximal_backoff_time");
     if (q->max_backoff < q->min_backoff)
         q->max_backoff = q->min_backoff;
-    q->queue_run_delay = get_time(cfg, "queue_run_delay");
-    q->delay_warning = get_time(cfg, "delay_warning_time");
-    q->bounce_size_limit = get_int(cfg, "bounce_size_limit", true);
+    q->queue_run_delay = param_time(cfg, "queue_run_delay");
+    q->delay_warning = param_time(cfg, "delay_warning_time");
+    q->bounce_size_limit = param_size(cfg, "bounce_size_limit");
 
     /* Postmaster notices stay on this host: postmaster@ the first local domain. */
     struct config_list dest;
@@ -100,13 +67,13 @@ static void setup(struct qmgr *q, struct config *cfg)
 
     q->local.name = "local";
     q->local.available = true;
-    q->local.concurrency = get_int(cfg, "local_destination_concurrency_limit", false);
-    q->local.rcpt_limit = get_int(cfg, "local_destination_recipient_limit", false);
+    q->local.concurrency = param_int(cfg, "local_destination_concurrency_limit");
+    q->local.rcpt_limit = param_int(cfg, "local_destination_recipient_limit");
     /* Remote and relay domains: smtp-client at private/smtp. */
     q->smtp.name = "smtp";
     q->smtp.available = true;
-    q->smtp.concurrency = get_int(cfg, "default_destination_concurrency_limit", false);
-    q->smtp.rcpt_limit = get_int(cfg, "default_destination_recipient_limit", false);
+    q->smtp.concurrency = param_int(cfg, "default_destination_concurrency_limit");
+    q->smtp.rcpt_limit = param_int(cfg, "default_destination_recipient_limit");
 }
 
 /* Frees everything at exit (the files stay where they are). */

@@ -6,6 +6,7 @@
  * then the end record. See smtpc.h for the files.
  */
 #include "smtpc.h"
+#include "mail/params.h"
 #include "mail/queue_file.h"
 #include "mail/server.h"
 #include "mail/service_table.h"
@@ -70,24 +71,8 @@ void smtpc_result_set(struct smtpc_result *r, enum delivery_status st, const cha
 
 static long long get_ms(struct config *cfg, const char *name)
 {
-    long long v;
-    strbuf err;
-    strbuf_init(&err);
-    if (config_get_time(cfg, name, &v, &err) < 0)
-        log_fatal("%s", err.data);
-    strbuf_free(&err);
+    long long v = param_time(cfg, name);
     return v > 86400 ? 86400 * 1000LL : v * 1000;
-}
-
-static const char *get_str(struct config *cfg, const char *name)
-{
-    const char *v;
-    strbuf err;
-    strbuf_init(&err);
-    if (config_get_str(cfg, name, &v, &err) < 0)
-        log_fatal("%s", err.data);
-    strbuf_free(&err);
-    return v;
 }
 
 /* The TCP ports this instance listens on: connecting to one of them on an
@@ -119,9 +104,9 @@ static void own_ports(struct smtpc_settings *s, const char *config_dir)
 void smtpc_settings_load(struct smtpc_settings *s, struct config *cfg, const char *config_dir)
 {
     memset(s, 0, sizeof(*s));
-    s->queue_dir = xstrdup(get_str(cfg, "queue_directory"));
-    s->myhostname = xstrdup(get_str(cfg, "myhostname"));
-    s->relayhost = xstrdup(get_str(cfg, "relayhost"));
+    s->queue_dir = xstrdup(param_str(cfg, "queue_directory"));
+    s->myhostname = xstrdup(param_str(cfg, "myhostname"));
+    s->relayhost = xstrdup(param_str(cfg, "relayhost"));
     long long port;
     strbuf err;
     strbuf_init(&err);
@@ -168,7 +153,7 @@ void smtpc_settings_load(struct smtpc_settings *s, struct config *cfg, const cha
     else if (v6 && !v4)
         s->family = AF_INET6;
 
-    const char *level = get_str(cfg, "smtp_tls_security_level");
+    const char *level = param_str(cfg, "smtp_tls_security_level");
     if (tls_parse_level(level, &s->tls_level) < 0)
         log_fatal("smtp_tls_security_level = %s: expected none, may, encrypt or verify", level);
     if (s->tls_level != TLS_LEVEL_NONE) {

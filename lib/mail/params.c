@@ -8,6 +8,8 @@
  */
 #include "mail/params.h"
 #include "util/config.h"
+#include "util/log.h"
+#include "util/strbuf.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -240,4 +242,53 @@ void params_host_defaults(struct config *cfg, const char *hostname)
         config_set_default(cfg, "mydomain",
                            dot != NULL && dot[1] != '\0' ? dot + 1 : "localdomain");
     }
+}
+
+const char *param_str(struct config *cfg, const char *name)
+{
+    const char *v = NULL;
+    strbuf err;
+    strbuf_init(&err);
+    if (config_get_str(cfg, name, &v, &err) < 0)
+        log_fatal("%s", err.data);
+    strbuf_free(&err);
+    return v;
+}
+
+static long long param_num(struct config *cfg, const char *name,
+                           int (*getter)(struct config *, const char *, long long *, strbuf *))
+{
+    long long v = 0;
+    strbuf err;
+    strbuf_init(&err);
+    if (getter(cfg, name, &v, &err) < 0)
+        log_fatal("%s", err.data);
+    strbuf_free(&err);
+    return v;
+}
+
+long long param_int(struct config *cfg, const char *name)
+{
+    return param_num(cfg, name, config_get_int);
+}
+
+long long param_size(struct config *cfg, const char *name)
+{
+    return param_num(cfg, name, config_get_size);
+}
+
+long long param_time(struct config *cfg, const char *name)
+{
+    return param_num(cfg, name, config_get_time);
+}
+
+bool param_bool(struct config *cfg, const char *name)
+{
+    bool v = false;
+    strbuf err;
+    strbuf_init(&err);
+    if (config_get_bool(cfg, name, &v, &err) < 0)
+        log_fatal("%s", err.data);
+    strbuf_free(&err);
+    return v;
 }

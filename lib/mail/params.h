@@ -34,4 +34,15 @@ struct config *params_config_new(void);
  * the files, since a set myhostname changes the mydomain default. */
 void params_host_defaults(struct config *cfg, const char *hostname);
 
+/* For daemons, which read the configuration master has validated: a value
+ * that cannot be had here means the environment broke (the file changed
+ * under us, a $name expands to nothing valid), so these log_fatal with the
+ * file:line message instead of returning. param_str's result belongs to
+ * cfg. */
+const char *param_str(struct config *cfg, const char *name);
+long long param_int(struct config *cfg, const char *name);
+long long param_size(struct config *cfg, const char *name);
+long long param_time(struct config *cfg, const char *name);
+bool param_bool(struct config *cfg, const char *name);
+
 #endif

@@ -11,30 +11,6 @@
 
 #include <string.h>
 
-static long long get_int(struct config *cfg, const char *name, strbuf *err)
-{
-    long long v = 0;
-    if (config_get_int(cfg, name, &v, err) < 0)
-        log_fatal("%s", err->data);
-    return v;
-}
-
-static long long get_time(struct config *cfg, const char *name, strbuf *err)
-{
-    long long v = 0;
-    if (config_get_time(cfg, name, &v, err) < 0)
-        log_fatal("%s", err->data);
-    return v;
-}
-
-static bool get_bool(struct config *cfg, const char *name, strbuf *err)
-{
-    bool v = false;
-    if (config_get_bool(cfg, name, &v, err) < 0)
-        log_fatal("%s", err->data);
-    return v;
-}
-
 void smtp_service_settings_load(struct smtp_service_settings *s, struct config *cfg)
 {
     memset(s, 0, sizeof(*s));
@@ -68,26 +44,26 @@ void smtp_service_settings_load(struct smtp_service_settings *s, struct config *
     e->hostname = s->myhostname;
     e->greeting = s->banner;
     e->size_limit = (uint64_t)size;
-    e->max_rcpt = (size_t)get_int(cfg, "smtpd_recipient_limit", &err);
-    e->max_line = (size_t)get_int(cfg, "line_length_limit", &err);
-    e->cmd_timeout_ms = (int)(get_time(cfg, "smtpd_timeout", &err) * 1000);
-    e->data_timeout_ms = (int)(get_time(cfg, "smtpd_data_timeout", &err) * 1000);
-    e->soft_errors = (int)get_int(cfg, "smtpd_soft_error_limit", &err);
+    e->max_rcpt = (size_t)param_int(cfg, "smtpd_recipient_limit");
+    e->max_line = (size_t)param_int(cfg, "line_length_limit");
+    e->cmd_timeout_ms = (int)(param_time(cfg, "smtpd_timeout") * 1000);
+    e->data_timeout_ms = (int)(param_time(cfg, "smtpd_data_timeout") * 1000);
+    e->soft_errors = (int)param_int(cfg, "smtpd_soft_error_limit");
     if (e->soft_errors == 0)
         e->soft_errors = -1; /* 0 in the config: delay from the first error */
-    e->hard_errors = (int)get_int(cfg, "smtpd_hard_error_limit", &err);
-    e->error_delay_ms = (int)(get_time(cfg, "smtpd_error_sleep_time", &err) * 1000);
+    e->hard_errors = (int)param_int(cfg, "smtpd_hard_error_limit");
+    e->error_delay_ms = (int)(param_time(cfg, "smtpd_error_sleep_time") * 1000);
     if (e->error_delay_ms == 0)
         e->error_delay_ms = -1;
-    e->pregreet_ms = (int)get_int(cfg, "smtpd_pregreet_wait", &err);
+    e->pregreet_ms = (int)param_int(cfg, "smtpd_pregreet_wait");
     e->pipelining = true;
     e->eightbitmime = true;
-    e->smtputf8 = get_bool(cfg, "smtputf8_enable", &err);
+    e->smtputf8 = param_bool(cfg, "smtputf8_enable");
     e->dsn = true;
     e->chunking = true;
     e->vrfy = false; /* 252: VRFY never reveals users */
 
-    s->starttls_timeout_ms = (int)(get_time(cfg, "smtpd_starttls_timeout", &err) * 1000);
+    s->starttls_timeout_ms = (int)(param_time(cfg, "smtpd_starttls_timeout") * 1000);
     strbuf_reset(&err);
     if (tls_server_ctx_from_config(cfg, &s->tls_ctx, &err) < 0)
         log_error("TLS is not available, STARTTLS will not be offered: %s", err.data);
