@@ -53,6 +53,8 @@ ECHO_PORT=${ECHO_PORT:-10007}
 SMTP_PORT=${SMTP_PORT:-10025}
 SUBMISSION_PORT=${SUBMISSION_PORT:-10587}
 SUBMISSIONS_PORT=${SUBMISSIONS_PORT:-10465}
+POP3_PORT=${POP3_PORT:-10110}
+POP3S_PORT=${POP3S_PORT:-10995}
 
 # A demo CA and a server certificate for mx.$DEMO_DOMAIN, made here (never
 # committed): clients trust run/tls/ca.pem (DEMO_CA in run/demo.env).
@@ -72,13 +74,19 @@ if [ "$(id -u)" -eq 0 ]; then
     chmod 640 "$RUN/tls/server.key"
 fi
 
-# The demo users log in as virtual users of a passwd-file (SHA512-CRYPT).
+# The demo users log in as virtual users of a passwd-file (SHA512-CRYPT);
+# uid, gid and mailbox name the system account their mail is delivered to,
+# so that POP3 serves that Maildir as its owner.
 ALICE_PW=alice-demo-pw
 BOB_PW=bob-demo-pw
+demo_identity() { # user -> uid:gid::home::mail=home/Maildir/
+    h=$(getent passwd "$1" | cut -d: -f6)
+    echo "$(id -u "$1"):$(id -g "$1")::$h::mail=$h/Maildir/"
+}
 {
-    echo "# demo users (make demo): user@domain:{SHA512-CRYPT}hash"
-    echo "alice@$DEMO_DOMAIN:{SHA512-CRYPT}$(openssl passwd -6 "$ALICE_PW")"
-    echo "bob@$DEMO_DOMAIN:{SHA512-CRYPT}$(openssl passwd -6 "$BOB_PW")"
+    echo "# demo users (make demo): user@domain:{SHA512-CRYPT}hash:uid:gid::home::mail=Maildir"
+    echo "alice@$DEMO_DOMAIN:{SHA512-CRYPT}$(openssl passwd -6 "$ALICE_PW"):$(demo_identity "$ALICE")"
+    echo "bob@$DEMO_DOMAIN:{SHA512-CRYPT}$(openssl passwd -6 "$BOB_PW"):$(demo_identity "$BOB")"
 } >"$RUN/etc/passwd-file"
 chmod 600 "$RUN/etc/passwd-file"
 
@@ -115,7 +123,10 @@ cat >"$RUN/etc/services.conf" <<CONF
 smtp     accept  127.0.0.1:$SMTP_PORT   -     -       20     smtpd
 submission  accept  127.0.0.1:$SUBMISSION_PORT  -  -   20     submission
 submissions accept  127.0.0.1:$SUBMISSIONS_PORT -  -   20     submission -o tls_mode=implicit
-auth     accept  unix:private/auth      root  -       10     auth
+auth     accept  unix:private/auth,unix:login/private/auth  root  -  10  auth
+pop3     accept  127.0.0.1:$POP3_PORT   -     $RUN/queue/login  20  pop3-login
+pop3s    accept  127.0.0.1:$POP3S_PORT  -     $RUN/queue/login  20  pop3-login -o tls_mode=implicit
+pop3-mailbox accept unix:login/private/pop3 root -   20     pop3d
 pickup   daemon  unix:public/pickup     -     -       1      pickup
 qmgr     daemon  unix:public/qmgr       -     -       1      qmgr
 local    accept  unix:private/local     root  -       4      local-delivery
@@ -123,6 +134,9 @@ relay    accept  unix:private/smtp      -     -       20     smtp-client
 echo     accept  127.0.0.1:$ECHO_PORT   -     -       10     echo-server
 CONF
 
+# The queue tree now (master would make it at start): `petrel check` wants
+# the login processes' chroot, <queue>/login, to exist.
+"$RUN/libexec/petrel" -c "$RUN/etc" set-permissions >/dev/null
 "$RUN/libexec/petrel" -c "$RUN/etc" check
 "$RUN/libexec/petrel" -c "$RUN/etc" start
 
@@ -134,6 +148,8 @@ PETREL_LOG=$RUN/mail.log
 SMTP_PORT=$SMTP_PORT
 SUBMISSION_PORT=$SUBMISSION_PORT
 SUBMISSIONS_PORT=$SUBMISSIONS_PORT
+POP3_PORT=$POP3_PORT
+POP3S_PORT=$POP3S_PORT
 DEMO_CA=$RUN/tls/ca.pem
 ECHO_PORT=$ECHO_PORT
 DEMO_DOMAIN=$DEMO_DOMAIN
@@ -159,10 +175,14 @@ Authenticated submission (587-style with STARTTLS, 465-style implicit TLS):
         --from alice@$DEMO_DOMAIN --to bob@$DEMO_DOMAIN
   openssl s_client -connect 127.0.0.1:$SUBMISSIONS_PORT -crlf -ign_eof -CAfile $RUN/tls/ca.pem
 and read it in the Maildir: $MAILDIRS
+or over POP3 (110-style with STLS, 995-style implicit TLS; same users and passwords):
+  openssl s_client -connect 127.0.0.1:$POP3S_PORT -crlf -ign_eof -CAfile $RUN/tls/ca.pem
+      (then: USER alice@$DEMO_DOMAIN / PASS $ALICE_PW / STAT / LIST / RETR 1 / QUIT)
+  openssl s_client -connect 127.0.0.1:$POP3_PORT -starttls pop3 -crlf -ign_eof -CAfile $RUN/tls/ca.pem
 Queue: $RUN/libexec/petrel -c $RUN/etc queue list
 Two domains relaying to each other by DNS MX (network namespaces, root only):
   cd $TOP/tests/integration && PETREL_BIN=$BIN python3 -m unittest -v test_two_domains
-POP3/IMAP are not written yet.
+IMAP is not written yet.
 
   status:  $RUN/libexec/petrel -c $RUN/etc status
   stop:    make demo-stop

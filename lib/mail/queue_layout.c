@@ -8,7 +8,8 @@
  * one user cannot remove or rename another's file (pickup learns the sender
  * from the file's owner and validates everything). public/ holds the
  * trigger sockets local users may reach (pickup, qmgr): traversable, not
- * listable. pid/ belongs to root.
+ * listable. pid/ belongs to root. login/ is the empty root of the chrooted
+ * POP3/IMAP login processes; its private/ holds only sockets.
  */
 #include "mail/queue_layout.h"
 #include "util/privilege.h"
@@ -43,6 +44,10 @@ static const struct layout_entry layout[] = {
     { "private", ROLE_OWNER, GROUP_OWNER, 0700 },
     { "public", ROLE_OWNER, GROUP_DROP, 0711 },
     { "pid", ROLE_ROOT, GROUP_ROOT, 0755 },
+    /* The chroot of the POP3/IMAP login processes: nothing but the sockets
+     * of auth and the mailbox services (lib/login/login.h). */
+    { "login", ROLE_ROOT, GROUP_ROOT, 0755 },
+    { "login/private", ROLE_OWNER, GROUP_OWNER, 0700 },
 };
 
 void queue_layout_owners_self(struct queue_owners *o)

@@ -57,7 +57,7 @@ static void test_create_check_fix(void **state)
     strbuf_init(&pr);
 
     /* Nothing there yet: CHECK reports every directory as missing. */
-    assert_int_equal(queue_layout_apply(qdir, &o, QUEUE_LAYOUT_CHECK, &pr), 11);
+    assert_int_equal(queue_layout_apply(qdir, &o, QUEUE_LAYOUT_CHECK, &pr), 13);
     assert_non_null(strstr(pr.data, "/queue/incoming: missing"));
     strbuf_reset(&pr);
 
@@ -67,6 +67,8 @@ static void test_create_check_fix(void **state)
     assert_int_equal(mode_of("maildrop"), 01733);
     assert_int_equal(mode_of("public"), 0711);
     assert_int_equal(mode_of("pid"), 0755);
+    assert_int_equal(mode_of("login"), 0755);         /* the login processes' chroot */
+    assert_int_equal(mode_of("login/private"), 0700);
     assert_int_equal(queue_layout_apply(qdir, &o, QUEUE_LAYOUT_CHECK, &pr), 0);
 
     /* A wrong mode is reported, not silently changed, then repaired by FIX. */
@@ -102,7 +104,7 @@ static void test_owner_mismatch_reported(void **state)
     /* Ask for another owner: every owner-held directory is reported. */
     o.owner_uid = o.owner_uid + 4242;
     int n = queue_layout_apply(qdir, &o, QUEUE_LAYOUT_CHECK, &pr);
-    assert_int_equal(n, 9); /* 8 owner-held dirs (hold is a symlink) + the symlink itself */
+    assert_int_equal(n, 10); /* 9 owner-held dirs (hold is a symlink) + the symlink itself */
     assert_non_null(strstr(pr.data, "incoming: owned by"));
     strbuf_free(&pr);
 }
