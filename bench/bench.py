@@ -39,6 +39,7 @@ RCPT = "%s@%s" % (USER, DOMAIN)
 SENDER = "load@source.test"
 PF_PORT, PT_PORT = 2525, 2526
 TIME_LIMIT = 600  # seconds for any single wait
+BIN = os.path.join(REPO, "build", "bin")  # Petrel's binaries; --bin changes it
 
 
 def run(cmd, **kw):
@@ -168,7 +169,7 @@ class Petrel:
         self.stop(quiet=True)
         shutil.rmtree(self.top, ignore_errors=True)
         os.makedirs(self.conf)
-        shutil.copytree(os.path.join(REPO, "build", "bin"), self.libexec,
+        shutil.copytree(BIN, self.libexec,
                         ignore=shutil.ignore_patterns("test_*"))
         for d in (self.top, self.conf, self.libexec):
             os.chmod(d, 0o755)
@@ -292,7 +293,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller counts, one repetition")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--bin", help="Petrel's binaries (default: build/bin)")
+    ap.add_argument("--load", action="append", metavar="SESSIONSxCOUNTxKB",
+                    help="run only this SMTP load, e.g. 20x5000x1 (repeatable); "
+                         "skips the sendmail load unless --sendmail")
+    ap.add_argument("--sendmail", action="store_true",
+                    help="with --load: run the sendmail load as well")
     args = ap.parse_args()
+    global BIN
+    if args.bin:
+        BIN = os.path.abspath(args.bin)
     reps = 1 if args.quick else args.reps
     small = 500 if args.quick else 5000
     big = 100 if args.quick else 1000
@@ -315,6 +325,14 @@ def main():
         for s in servers:
             record(s.name, "idle RSS (MB)", proc_tree_rss(s.master_pid()) / 1024)
         loads = [(1, small, 1024), (20, small, 1024), (1, big, 102400), (20, big, 102400)]
+        if args.load:
+            loads = []
+            for spec in args.load:
+                try:
+                    sessions, count, kb = (int(x) for x in spec.lower().split("x"))
+                except ValueError:
+                    ap.error("--load wants SESSIONSxCOUNTxKB, e.g. 20x5000x1")
+                loads.append((sessions, count, kb * 1024))
         for rep in range(reps):
             for sessions, count, size in loads:
                 for s in servers:  # alternate between the two
@@ -326,7 +344,7 @@ def main():
                     record(s.name, "peak RSS (MB): " + label, peak / 1024)
                     print("  %-8s %-32s accept %7.1f/s  deliver %7.1f/s  peak %6.1f MB" % (
                         s.name, label, count / acc, count / dlv, peak / 1024), flush=True)
-            for s in servers:
+            for s in (servers if not args.load or args.sendmail else []):
                 sub, dlv = sendmail_load(s, new, nsend)
                 record(s.name, "sendmail calls/s (%d)" % nsend, nsend / sub)
                 record(s.name, "sendmail delivered msg/s (%d)" % nsend, nsend / dlv)

@@ -28,6 +28,7 @@ static void child_main(int sock, const struct local_who *who, local_child_fn fn,
     local_result_init(&res);
     strbuf_init(&data);
     strbuf_init(&err);
+    local_runners_forget(); /* another user's runner is none of this child's business */
     if (privilege_drop(who->uid, who->gid, NULL, 0, &err) < 0) {
         local_result_set(&res, DELIVERY_DEFERRED, "4.3.0", "cannot switch to user %s: %s",
                          who->name, err.data);

@@ -1,7 +1,7 @@
 /*
  * local.h - local-delivery: the delivery agent for local domains
- * (mydestination). qmgr connects to private/local and sends one `deliver`
- * request (lib/mail/delivery.h); for each recipient this program expands
+ * (mydestination). qmgr connects to private/local and sends `deliver`
+ * requests (lib/mail/delivery.h), several on one connection; for each recipient this program expands
  * aliases and ~/.forward into final destinations (a mailbox, a /file, a
  * |command, a remote address), delivers each one in a child process that
  * runs as the user whose rights apply, and answers one result per
@@ -12,7 +12,8 @@
  * request: queue file, recipients, results), message.c (headers scan and
  * the message stream with Return-Path/Delivered-To), resolve_local.c
  * (aliases, .forward, :include: expansion), child.c (run a job as a user in
- * a forked child), mailbox.c (Maildir, mbox), file.c (/file), pipe.c
+ * a forked child), runner.c (mailbox deliveries in a long-lived child per
+ * user), mailbox.c (Maildir, mbox), file.c (/file), pipe.c
  * (|command), requeue.c (remote targets: a new queue file).
  */
 #ifndef PETREL_LOCAL_H
@@ -54,6 +55,10 @@ struct local_settings {
     long long command_time_limit;
     uint64_t mailbox_size_limit;
     long long hopcount_limit;
+    long long max_use;        /* requests this process serves before it ends */
+    int *listen_fds;          /* the skeleton's listeners and the client being */
+    int nlisten;              /* served: closed in long-lived children */
+    int client_fd;            /* -1 between clients */
     unsigned commands_allowed; /* enum local_origin bits */
     unsigned files_allowed;
     char *default_privs;       /* user name */
@@ -148,7 +153,8 @@ void local_settings_free(struct local_settings *s);
 void local_deliver_virtual(struct local_settings *s, const struct local_message *m,
                            const struct action *a, struct local_result *res);
 
-/* request.c: serves one connection from qmgr. */
+/* request.c: serves one connection from qmgr (requests until qmgr closes
+ * it or this process has served max_use requests). */
 void local_serve(struct local_settings *s, int fd);
 
 /* message.c */
@@ -178,6 +184,21 @@ void local_expand(struct local_settings *s, const struct local_message *m, const
 typedef void (*local_child_fn)(void *arg, struct local_result *res, strbuf *data);
 void local_run_as(const struct local_who *who, long long timeout_s, local_child_fn fn,
                   void *arg, struct local_result *res, strbuf *data);
+
+/* runner.c: runs a mailbox delivery (local_mailbox_job) in the long-lived
+ * child of who (forked on first use, switched to who for good), with the
+ * queue file's descriptor passed to it. Failures defer, as in child.c. */
+void local_runner_deliver(struct local_settings *s, const struct local_message *m,
+                          const struct action *a, const struct local_who *who, bool maildir,
+                          struct local_result *res, strbuf *data);
+/* Ends every runner (at exit). */
+void local_runners_end(void);
+/* In a forked child: closes the runners' sockets (they are the parent's). */
+void local_runners_forget(void);
+/* mailbox.c: the delivery itself, already running as the user. */
+void local_mailbox_job(struct local_settings *s, const struct local_message *m,
+                       const struct action *a, bool maildir, struct local_result *res,
+                       strbuf *data);
 
 /* mailbox.c, file.c, pipe.c, requeue.c: deliver one action. */
 void local_deliver_mailbox(struct local_settings *s, const struct local_message *m,

@@ -1,8 +1,8 @@
 /*
  * mailbox.c - delivery into a user's own mailbox: Maildir under the home
  * directory (home_mailbox ending in '/') or an mbox file in
- * mail_spool_directory (home_mailbox empty). Runs in a child switched to
- * the user (child.c); the Maildir and mbox modules refuse symlinks, hard
+ * mail_spool_directory (home_mailbox empty). Runs in the long-lived child
+ * of the user (runner.c), switched to the user; the Maildir and mbox modules refuse symlinks, hard
  * links and foreign-owned files (BAD-INPUT.md row 8).
  *
  * The spool directory: on Debian /var/mail is root:mail, mode 2775, and
@@ -55,6 +55,26 @@ static bool too_big(const struct job *j, struct local_result *res)
     return false;
 }
 
+/* Starts a delivery into the Maildir at path. The Maildir is created (or
+ * completed) only when opening it fails or cur/ is missing: the usual
+ * delivery into an existing Maildir costs no mkdir and no second open of
+ * its directories. */
+static int open_maildir(const char *path, struct maildir_delivery **d, strbuf *err)
+{
+    strbuf cur;
+    strbuf_init(&cur);
+    strbuf_printf(&cur, "%s/cur", path);
+    struct stat st;
+    bool whole = lstat(cur.data, &st) == 0 && S_ISDIR(st.st_mode);
+    strbuf_free(&cur);
+    if (whole && maildir_open(path, d, err) == 0)
+        return 0;
+    strbuf_reset(err);
+    if (maildir_create(path, 0700, err) < 0)
+        return -1;
+    return maildir_open(path, d, err);
+}
+
 static void deliver_maildir(void *arg, struct local_result *res, strbuf *data)
 {
     (void)data;
@@ -72,7 +92,7 @@ static void deliver_maildir(void *arg, struct local_result *res, strbuf *data)
     char *final = NULL;
     if (too_big(j, res))
         goto out;
-    if (maildir_create(path.data, 0700, &err) < 0 || maildir_open(path.data, &d, &err) < 0) {
+    if (open_maildir(path.data, &d, &err) < 0) {
         local_result_set(res, DELIVERY_DEFERRED, "4.2.0", "cannot deliver to maildir %s: %s",
                          path.data, err.data);
         goto out;
@@ -142,10 +162,20 @@ static void deliver_mbox(void *arg, struct local_result *res, strbuf *data)
     strbuf_free(&path);
 }
 
+void local_mailbox_job(struct local_settings *s, const struct local_message *m,
+                       const struct action *a, bool maildir, struct local_result *res,
+                       strbuf *data)
+{
+    struct job j = {s, m, a};
+    if (maildir)
+        deliver_maildir(&j, res, data);
+    else
+        deliver_mbox(&j, res, data);
+}
+
 void local_deliver_mailbox(struct local_settings *s, const struct local_message *m,
                            const struct action *a, struct local_result *res)
 {
-    struct job j = {s, m, a};
     struct local_who who;
     local_who_copy(&who, &a->who);
     bool maildir = s->home_mailbox[0] != '\0' &&
@@ -166,8 +196,7 @@ void local_deliver_mailbox(struct local_settings *s, const struct local_message 
     }
     strbuf data;
     strbuf_init(&data);
-    local_run_as(&who, s->command_time_limit, maildir ? deliver_maildir : deliver_mbox, &j, res,
-                 &data);
+    local_runner_deliver(s, m, a, &who, maildir, res, &data);
     if (data.len)
         log_debug("%s: %s: %s", m->id, a->recipient, data.data);
     strbuf_free(&data);
@@ -220,7 +249,7 @@ static void deliver_virtual(void *arg, struct local_result *res, strbuf *data)
         strbuf_set(&dir, path, n - 1);
         struct maildir_delivery *d = NULL;
         char *final = NULL;
-        if (maildir_create(dir.data, 0700, &err) < 0 || maildir_open(dir.data, &d, &err) < 0) {
+        if (open_maildir(dir.data, &d, &err) < 0) {
             local_result_set(res, DELIVERY_DEFERRED, "4.2.0", "cannot deliver to maildir %s: %s",
                              dir.data, err.data);
         } else if (local_message_copy(j->m, j->a->recipient, true, maildir_sink, d, &err) != 0) {

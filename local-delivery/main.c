@@ -12,12 +12,16 @@ static struct local_settings settings;
 
 static void local_fini(void)
 {
+    local_runners_end();
     local_settings_free(&settings);
 }
 
 static void local_init(struct server_ctx *ctx)
 {
     local_settings_load(&settings, ctx->config);
+    settings.listen_fds = ctx->listen_fds;
+    settings.nlisten = ctx->nlisten;
+    settings.client_fd = -1;
     /* Delivery children leave with _exit(), so only this process runs it. */
     atexit(local_fini);
 }
@@ -25,7 +29,9 @@ static void local_init(struct server_ctx *ctx)
 static void local_serve_cb(struct server_ctx *ctx, int fd)
 {
     (void)ctx;
+    settings.client_fd = fd;
     local_serve(&settings, fd);
+    settings.client_fd = -1;
 }
 
 int main(int argc, char **argv)

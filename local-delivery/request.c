@@ -1,8 +1,9 @@
 /*
- * request.c - one connection from qmgr: read the `deliver` request, open
- * the queue file read-only (it is never written here: qmgr records the
- * results), expand and deliver each recipient, answer one result per
- * recipient, then the end record.
+ * request.c - one connection from qmgr, many `deliver` requests in turn:
+ * for each, open the queue file read-only (it is never written here: qmgr
+ * records the results), expand and deliver each recipient, answer one
+ * result per recipient, then the end record with reuse=yes (another request
+ * may follow) unless this process is about to end.
  *
  * One recipient may expand to several destinations. Its single result is
  * the worst of theirs: deferred (the whole recipient is retried; the
@@ -14,9 +15,11 @@
  */
 #include "local.h"
 #include "mail/queue_file.h"
+#include "mail/server.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -170,7 +173,7 @@ static void deliver_recipient(struct local_settings *s, struct local_message *m,
 }
 
 static void answer_all(int fd, const struct delivery_request *req, enum delivery_status st,
-                       const char *dsn, const char *reason)
+                       const char *dsn, const char *reason, bool reuse)
 {
     for (size_t i = 0; i < req->nrcpt; i++) {
         struct delivery_result r;
@@ -179,50 +182,45 @@ static void answer_all(int fd, const struct delivery_request *req, enum delivery
         delivery_result_write(fd, &r);
         delivery_result_free(&r);
     }
-    delivery_done_write(fd);
+    delivery_done_write_reuse(fd, reuse);
 }
 
-void local_serve(struct local_settings *s, int fd)
+/* Serves one request; ends it with the end record (reuse: another request
+ * may follow on this connection). */
+static void serve_request(struct local_settings *s, int fd, struct delivery_request *req,
+                          bool reuse)
 {
-    struct delivery_request req;
     strbuf err, path;
-    delivery_request_init(&req);
     strbuf_init(&err);
     strbuf_init(&path);
-    int rc = delivery_request_read(fd, &req, &err);
-    if (rc != 0) {
-        if (rc < 0)
-            log_warning("bad deliver request: %s", err.data);
-        goto out;
-    }
-    strbuf_printf(&path, "%s/active/%s", s->queue_dir, req.queue_id);
+    strbuf_printf(&path, "%s/active/%s", s->queue_dir, req->queue_id);
     struct queue_file *qf = NULL;
     if (queue_file_open_readonly(path.data, &qf, &err) < 0) {
-        log_warning("%s: %s", req.queue_id, err.data);
+        log_warning("%s: %s", req->queue_id, err.data);
         struct local_result r;
         local_result_init(&r);
         local_result_set(&r, DELIVERY_DEFERRED, "4.3.0", "cannot open the queue file: %s",
                          err.data);
-        answer_all(fd, &req, DELIVERY_DEFERRED, "4.3.0", r.reason.data);
+        answer_all(fd, req, DELIVERY_DEFERRED, "4.3.0", r.reason.data, reuse);
         local_result_free(&r);
         goto out;
     }
     struct local_message m;
     memset(&m, 0, sizeof(m));
     m.qf = qf;
-    m.id = req.queue_id;
+    m.id = req->queue_id;
     m.sender = qf->sender; /* first-hand: the file, not the request */
     m.arrival = (double)qf->arrival.tv_sec + qf->arrival.tv_usec / 1e6;
     strbuf_reset(&err);
     if (local_message_scan(&m, &err) < 0) {
-        log_warning("%s: %s", req.queue_id, err.data);
-        answer_all(fd, &req, DELIVERY_DEFERRED, "4.3.0", "cannot read the queue file");
+        log_warning("%s: %s", req->queue_id, err.data);
+        answer_all(fd, req, DELIVERY_DEFERRED, "4.3.0", "cannot read the queue file", reuse);
         local_message_free(&m);
         queue_file_close(&qf);
         goto out;
     }
-    for (size_t i = 0; i < req.nrcpt; i++) {
-        const struct delivery_rcpt *rc = &req.rcpts[i];
+    for (size_t i = 0; i < req->nrcpt; i++) {
+        const struct delivery_rcpt *rc = &req->rcpts[i];
         struct local_result res;
         local_result_init(&res);
         if (rc->index >= qf->rcpt_count || strcmp(qf->rcpts[rc->index].address, rc->address.data) != 0) {
@@ -241,16 +239,47 @@ void local_serve(struct local_settings *s, int fd)
         delivery_result_init(&r);
         delivery_result_set(&r, rc->index, res.status, res.dsn, "%s", res.reason.data);
         if (delivery_result_write(fd, &r) < 0)
-            log_warning("%s: cannot send the result for <%s> to qmgr", req.queue_id,
+            log_warning("%s: cannot send the result for <%s> to qmgr", req->queue_id,
                         rc->address.data);
         delivery_result_free(&r);
         local_result_free(&res);
     }
-    delivery_done_write(fd);
+    delivery_done_write_reuse(fd, reuse);
     local_message_free(&m);
     queue_file_close(&qf);
 out:
-    delivery_request_free(&req);
     strbuf_free(&err);
     strbuf_free(&path);
+}
+
+void local_serve(struct local_settings *s, int fd)
+{
+    /* qmgr keeps its connection between requests, so one connection brings
+     * many requests. The process still ends after max_use requests (not
+     * connections), like every accept service. qmgr closes an idle
+     * connection after 10 s; the read below waits longer for the next
+     * request (DELIVERY_IO_TIMEOUT_MS), so it is qmgr that closes first. */
+    static long served;
+    for (;;) {
+        struct delivery_request req;
+        strbuf err;
+        delivery_request_init(&req);
+        strbuf_init(&err);
+        int rc = delivery_request_read(fd, &req, &err);
+        if (rc < 0)
+            log_warning("bad deliver request: %s", err.data);
+        strbuf_free(&err);
+        if (rc != 0) {
+            delivery_request_free(&req);
+            break;
+        }
+        served++;
+        bool more = !server_stopping() && (s->max_use <= 0 || served < s->max_use);
+        serve_request(s, fd, &req, more);
+        delivery_request_free(&req);
+        if (!more)
+            break;
+    }
+    if (s->max_use > 0 && served >= s->max_use)
+        raise(SIGTERM); /* the skeleton's own way out after this client */
 }

@@ -59,6 +59,7 @@ void local_settings_load(struct local_settings *s, struct config *cfg)
     s->command_time_limit = param_time(cfg, "command_time_limit");
     s->mailbox_size_limit = (uint64_t)param_size(cfg, "mailbox_size_limit");
     s->hopcount_limit = param_int(cfg, "hopcount_limit");
+    s->max_use = param_int(cfg, "max_use");
     s->commands_allowed = origins(cfg, "allow_mail_to_commands");
     s->files_allowed = origins(cfg, "allow_mail_to_files");
     if (s->home_mailbox[0] == '/')

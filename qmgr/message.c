@@ -58,8 +58,8 @@ static void msg_free(struct qmgr *q, struct qmgr_msg *m)
         q->msgs = m->next;
     if (m->next)
         m->next->prev = m->prev;
-    if (q->nmsgs-- >= QMGR_ACTIVE_LIMIT)
-        q->scan_incoming = q->scan_deferred = true; /* room again */
+    if (q->nmsgs-- >= QMGR_ACTIVE_LIMIT && q->deferred_cut)
+        q->scan_deferred = true; /* room again for what the last scan left */
     for (size_t i = 0; i < m->qf->rcpt_count; i++)
         free(m->res[i].reason);
     free(m->res);
@@ -303,7 +303,8 @@ static void round_end(struct qmgr *q, struct qmgr_msg *m)
             log_error("%s: cannot remove %s: %m", m->id, path.data);
         else
             log_event(m->id, "removed");
-        remove_defer_reasons(q, m->id);
+        if (QUEUE_ATTEMPTS_COUNT(qf->attempts) > 0)
+            remove_defer_reasons(q, m->id); /* only a message deferred before has one */
     } else {
         queue_file_set_lazy_sync(qf, false);
         if (queue_file_sync(qf, &err) < 0)

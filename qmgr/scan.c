@@ -20,11 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-struct names {
-    char (*ids)[QUEUE_ID_SIZE];
-    size_t n, cap;
-};
-
 static int cmp_ids(const void *a, const void *b)
 {
     return strcmp(a, b);
@@ -45,7 +40,7 @@ static int open_sub(struct qmgr *q, const char *sub)
 
 /* The valid ids in <queue>/<sub>, sorted (= oldest first). With clean_temp,
  * writers' temporary files older than QMGR_STALE_TEMP_SECONDS are removed. */
-static int list_ids(struct qmgr *q, const char *sub, bool clean_temp, struct names *out)
+static int list_ids(struct qmgr *q, const char *sub, bool clean_temp, struct qmgr_names *out)
 {
     memset(out, 0, sizeof(*out));
     int dfd = open_sub(q, sub);
@@ -83,7 +78,7 @@ static int list_ids(struct qmgr *q, const char *sub, bool clean_temp, struct nam
 
 void qmgr_recover_active(struct qmgr *q)
 {
-    struct names ids;
+    struct qmgr_names ids;
     if (list_ids(q, "active", false, &ids) < 0)
         log_fatal("cannot read %s/active", q->queue_dir);
     int from = open_sub(q, "active"), to = open_sub(q, "incoming");
@@ -108,28 +103,47 @@ void qmgr_recover_active(struct qmgr *q)
     free(ids.ids);
 }
 
+void qmgr_take_incoming(struct qmgr *q)
+{
+    while (q->incoming_next < q->incoming.n && q->nmsgs < QMGR_ACTIVE_LIMIT)
+        qmgr_message_start(q, "incoming", q->incoming.ids[q->incoming_next++]);
+}
+
+bool qmgr_incoming_listable(const struct qmgr *q)
+{
+    return q->incoming_next == q->incoming.n && q->nmsgs < QMGR_ACTIVE_LIMIT;
+}
+
 void qmgr_scan_incoming(struct qmgr *q)
 {
-    if (q->nmsgs >= QMGR_ACTIVE_LIMIT)
-        return; /* picked up when a message leaves active/ */
-    struct names ids;
-    if (list_ids(q, "incoming", true, &ids) < 0)
-        return;
-    for (size_t i = 0; i < ids.n && q->nmsgs < QMGR_ACTIVE_LIMIT; i++)
-        qmgr_message_start(q, "incoming", ids.ids[i]);
-    free(ids.ids);
+    /* One listing serves many messages: under load, incoming/ holds
+     * thousands of files and every commit sends a trigger; listing (and
+     * sorting) the directory for each would cost more than the delivery. */
+    qmgr_take_incoming(q);
+    if (!qmgr_incoming_listable(q))
+        return; /* the next listing comes when this one is used up */
+    free(q->incoming.ids);
+    q->incoming_next = 0;
+    if (list_ids(q, "incoming", true, &q->incoming) < 0)
+        memset(&q->incoming, 0, sizeof(q->incoming));
+    qmgr_take_incoming(q);
 }
 
 void qmgr_scan_deferred(struct qmgr *q, bool all)
 {
-    struct names ids;
+    struct qmgr_names ids;
+    q->deferred_cut = false;
     if (list_ids(q, "deferred", false, &ids) < 0)
         return;
     time_t now = time(NULL);
     strbuf path, err;
     strbuf_init(&path);
     strbuf_init(&err);
-    for (size_t i = 0; i < ids.n && q->nmsgs < QMGR_ACTIVE_LIMIT; i++) {
+    for (size_t i = 0; i < ids.n; i++) {
+        if (q->nmsgs >= QMGR_ACTIVE_LIMIT) {
+            q->deferred_cut = true; /* scanned again when room frees up */
+            break;
+        }
         bool due = all;
         if (!due) {
             strbuf_reset(&path);

@@ -59,7 +59,10 @@ static int write_list(int fd, struct attr_list *l)
     return rc;
 }
 
-int delivery_request_write(int fd, const struct delivery_request *req)
+/* Builds the request record and its recipient records: write_one gets each
+ * record in turn and stops the walk by returning -1. */
+static int request_records(const struct delivery_request *req,
+                           int (*write_one)(void *arg, struct attr_list *l), void *arg)
 {
     struct attr_list *l = attr_list_new();
     attr_add_str(l, "protocol", "deliver");
@@ -67,7 +70,7 @@ int delivery_request_write(int fd, const struct delivery_request *req)
     attr_add_bytes(l, "sender", req->sender.data, req->sender.len);
     attr_add_int(l, "nrcpt", (long long)req->nrcpt);
     attr_add_int(l, "arrival", (long long)req->arrival);
-    if (write_list(fd, l) < 0)
+    if (write_one(arg, l) < 0)
         return -1;
     for (size_t i = 0; i < req->nrcpt; i++) {
         const struct delivery_rcpt *r = &req->rcpts[i];
@@ -77,10 +80,32 @@ int delivery_request_write(int fd, const struct delivery_request *req)
         if (r->orcpt.len)
             attr_add_bytes(l, "orcpt", r->orcpt.data, r->orcpt.len);
         attr_add_int(l, "notify", r->notify);
-        if (write_list(fd, l) < 0)
+        if (write_one(arg, l) < 0)
             return -1;
     }
     return 0;
+}
+
+static int write_to_fd(void *arg, struct attr_list *l)
+{
+    return write_list(*(int *)arg, l);
+}
+
+static int append_to_buf(void *arg, struct attr_list *l)
+{
+    attr_serialize(l, arg);
+    attr_list_free(&l);
+    return 0;
+}
+
+int delivery_request_write(int fd, const struct delivery_request *req)
+{
+    return request_records(req, write_to_fd, &fd);
+}
+
+void delivery_request_serialize(const struct delivery_request *req, strbuf *out)
+{
+    request_records(req, append_to_buf, out);
 }
 
 /* A text value that may go into a queue file or a log: no CR, LF or NUL. */
@@ -240,36 +265,48 @@ int delivery_result_write(int fd, const struct delivery_result *res)
 
 int delivery_done_write(int fd)
 {
+    return delivery_done_write_reuse(fd, false);
+}
+
+int delivery_done_write_reuse(int fd, bool reuse)
+{
     struct attr_list *l = attr_list_new();
     attr_add_str(l, "status", "done");
+    if (reuse)
+        attr_add_str(l, "reuse", "yes");
     return write_list(fd, l);
 }
 
-int delivery_result_read(int fd, struct delivery_result *res, strbuf *err)
+/* One record from the agent: 1 = a result in *res, 0 = the end record
+ * (*reuse_r set), -1 = error (err). */
+static int result_from_list(const struct attr_list *l, struct delivery_result *res,
+                            bool *reuse_r, strbuf *err)
 {
     static const char *const known[] = { "index", "status", "dsn", "reason", NULL };
-    struct attr_list *l = attr_list_new();
-    int rc = attr_read(fd, l, &delivery_limits, DELIVERY_RESULT_TIMEOUT_MS, err);
-    if (rc <= 0) {
-        if (rc == 0) {
-            strbuf_reset(err);
-            strbuf_appends(err, "delivery agent closed the connection before the end record");
-        }
-        attr_list_free(&l);
-        return -1;
-    }
     const char *status = attr_get(l, "status");
-    if (status && strcmp(status, "done") == 0 && attr_count(l) == 1) {
-        attr_list_free(&l);
-        return 0;
+    if (status && strcmp(status, "done") == 0) {
+        const char *reuse = attr_get(l, "reuse");
+        size_t want = reuse ? 2 : 1;
+        if (attr_count(l) == want && (reuse == NULL || strcmp(reuse, "yes") == 0)) {
+            *reuse_r = reuse != NULL;
+            return 0;
+        }
+        strbuf_reset(err);
+        strbuf_appends(err, "delivery protocol: malformed end record");
+        return -1;
     }
     long long index;
     const char *dsn, *reason;
     if (attr_check_known(l, known, err) < 0 ||
         attr_get_int(l, "index", 0, QUEUE_MAX_RCPTS - 1, &index, err) < 0 ||
         (dsn = attr_require(l, "dsn", err)) == NULL ||
-        (reason = get_text(l, "reason", true, err)) == NULL || status == NULL)
-        goto fail;
+        (reason = get_text(l, "reason", true, err)) == NULL)
+        return -1;
+    if (status == NULL) {
+        strbuf_reset(err);
+        strbuf_appends(err, "delivery protocol: missing attribute \"status\"");
+        return -1;
+    }
     enum delivery_status st;
     if (strcmp(status, "sent") == 0)
         st = DELIVERY_SENT;
@@ -280,20 +317,65 @@ int delivery_result_read(int fd, struct delivery_result *res, strbuf *err)
     else {
         strbuf_reset(err);
         strbuf_appends(err, "delivery protocol: unknown status word");
-        goto fail;
+        return -1;
     }
     if (!delivery_dsn_valid(dsn) || dsn[0] != dsn_class(st) || strlen(dsn) >= sizeof(res->dsn)) {
         strbuf_reset(err);
         strbuf_appends(err, "delivery protocol: DSN code malformed or not matching the status");
-        goto fail;
+        return -1;
     }
     res->index = (unsigned)index;
     res->status = st;
     snprintf(res->dsn, sizeof(res->dsn), "%s", dsn);
     strbuf_sets(&res->reason, reason);
-    attr_list_free(&l);
     return 1;
-fail:
+}
+
+int delivery_result_read(int fd, struct delivery_result *res, strbuf *err)
+{
+    struct attr_list *l = attr_list_new();
+    int rc = attr_read(fd, l, &delivery_limits, DELIVERY_RESULT_TIMEOUT_MS, err);
+    if (rc <= 0) {
+        if (rc == 0) {
+            strbuf_reset(err);
+            strbuf_appends(err, "delivery agent closed the connection before the end record");
+        }
+        attr_list_free(&l);
+        return -1;
+    }
+    bool reuse;
+    rc = result_from_list(l, res, &reuse, err);
     attr_list_free(&l);
-    return -1;
+    return rc;
+}
+
+enum delivery_parse delivery_result_parse(const char *buf, size_t len, size_t *used_r,
+                                          struct delivery_result *res, bool *reuse_r,
+                                          strbuf *err)
+{
+    struct attr_list *l = attr_list_new();
+    enum delivery_parse out;
+    *used_r = 0;
+    *reuse_r = false;
+    switch (attr_parse(buf, len, &delivery_limits, l, used_r, err)) {
+    case ATTR_PARSE_INCOMPLETE:
+        out = DELIVERY_PARSE_INCOMPLETE;
+        break;
+    case ATTR_PARSE_ERROR:
+        out = DELIVERY_PARSE_ERROR;
+        break;
+    default:
+        switch (result_from_list(l, res, reuse_r, err)) {
+        case 1:
+            out = DELIVERY_PARSE_RESULT;
+            break;
+        case 0:
+            out = DELIVERY_PARSE_DONE;
+            break;
+        default:
+            out = DELIVERY_PARSE_ERROR;
+        }
+    }
+    attr_list_free(&l);
+    return out;
 }

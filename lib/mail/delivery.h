@@ -3,10 +3,12 @@
  * (local-delivery for local and virtual domains, smtp-client for the rest), over a UNIX stream
  * connection to the agent's socket `private/<transport>`.
  *
- * One connection carries one request: qmgr writes a request record and one
- * record per recipient; the agent delivers and answers one result record
- * per recipient (in any order, each naming the recipient's index), then a
- * final `status=done` record. The agent opens `<queue_directory>/active/<id>`
+ * qmgr writes a request record and one record per recipient; the agent
+ * delivers and answers one result record per recipient (in any order, each
+ * naming the recipient's index), then a final `status=done` record. An
+ * agent that adds `reuse=yes` to that record reads the next request on the
+ * same connection (local-delivery does, so qmgr keeps its connections);
+ * without it the agent closes after one request. The agent opens `<queue_directory>/active/<id>`
  * itself, read-only, and never writes it: qmgr records the results in the
  * queue file (in place), so a crashed agent changes nothing on disk and the
  * recipients it did not answer for are simply retried. Records are attribute
@@ -15,7 +17,7 @@
  *   request:   protocol=deliver queue_id=ID sender=ADDR nrcpt=N arrival=EPOCH
  *   recipient: index=I address=ADDR [orcpt=TEXT] notify=BITS     (N times)
  *   result:    index=I status=sent|deferred|bounced dsn=X.Y.Z reason=TEXT
- *   end:       status=done
+ *   end:       status=done [reuse=yes]
  */
 #ifndef PETREL_DELIVERY_H
 #define PETREL_DELIVERY_H
@@ -77,6 +79,9 @@ void delivery_request_add(struct delivery_request *req, unsigned index, const ch
  * when the peer closed before sending anything. */
 int delivery_request_write(int fd, const struct delivery_request *req);
 int delivery_request_read(int fd, struct delivery_request *req, strbuf *err);
+/* The same records as delivery_request_write, appended to out (for a
+ * writer that does not block, qmgr). */
+void delivery_request_serialize(const struct delivery_request *req, strbuf *out);
 
 void delivery_result_init(struct delivery_result *res);
 void delivery_result_free(struct delivery_result *res);
@@ -85,11 +90,26 @@ void delivery_result_set(struct delivery_result *res, unsigned index, enum deliv
                          const char *dsn, const char *reason_fmt, ...)
     __attribute__((format(printf, 5, 6)));
 int delivery_result_write(int fd, const struct delivery_result *res);
-/* The end record after the last result. */
+/* The end record after the last result: the agent closes the connection. */
 int delivery_done_write(int fd);
+/* The end record; with reuse, the agent promises to read another request
+ * on this connection. */
+int delivery_done_write_reuse(int fd, bool reuse);
 /* Reads the next result: 1 = a result in *res, 0 = the end record, -1 =
  * error (err says why; includes the peer closing before the end record). */
 int delivery_result_read(int fd, struct delivery_result *res, strbuf *err);
+
+enum delivery_parse {
+    DELIVERY_PARSE_RESULT,     /* a result in *res */
+    DELIVERY_PARSE_DONE,       /* the end record; *reuse_r says if the agent takes more */
+    DELIVERY_PARSE_INCOMPLETE, /* buf holds only the start of a record: read more */
+    DELIVERY_PARSE_ERROR,      /* malformed (err says why): drop the connection */
+};
+/* Parses the next record an agent sent from buf[0..len), with the checks of
+ * delivery_result_read; *used_r bytes are consumed (RESULT and DONE). */
+enum delivery_parse delivery_result_parse(const char *buf, size_t len, size_t *used_r,
+                                          struct delivery_result *res, bool *reuse_r,
+                                          strbuf *err);
 
 /* "sent", "deferred", "bounced". */
 const char *delivery_status_name(enum delivery_status st);

@@ -30,9 +30,17 @@ enum section {
     SEC_CONTENT,  /* after the content record: only the end record */
 };
 
+/* Bytes read ahead in one pread while parsing: a typical envelope (and the
+ * whole file of a small message) is one system call instead of two per
+ * record. Larger payloads are read directly. */
+#define QF_READ_WINDOW 8192
+
 struct parser {
     struct queue_file *qf;
     off_t file_size;
+    unsigned char win[QF_READ_WINDOW]; /* file bytes [win_off, win_off + win_len) */
+    off_t win_off;
+    size_t win_len;
     strbuf *err;
     strbuf payload;
     bool have_arrival, have_schedule, have_size, have_sender, have_ret, have_content;
@@ -230,6 +238,32 @@ static int parse_envelope(struct parser *p, off_t off, unsigned char type, uint3
 }
 
 /* Walks the records from offset 0 to the end record and end of file. */
+/* Reads n bytes at off through the read-ahead window. Returns the number of
+ * bytes read (short only at the end of the file), or -1 with errno. */
+static ssize_t parser_read(struct parser *p, void *dst, size_t n, off_t off)
+{
+    if (off >= p->win_off && (uint64_t)(off - p->win_off) + n <= p->win_len) {
+        memcpy(dst, p->win + (off - p->win_off), n);
+        return (ssize_t)n;
+    }
+    if (n > sizeof(p->win))
+        return qf_pread_full(p->qf->fd, dst, n, off);
+    off_t left = p->file_size - off;
+    size_t want = left < (off_t)sizeof(p->win) ? (size_t)(left > 0 ? left : 0) : sizeof(p->win);
+    if (want < n)
+        want = n; /* the file shrank: let the read show it */
+    ssize_t got = qf_pread_full(p->qf->fd, p->win, want, off);
+    if (got < 0) {
+        p->win_len = 0;
+        return -1;
+    }
+    p->win_off = off;
+    p->win_len = (size_t)got;
+    size_t take = (size_t)got < n ? (size_t)got : n;
+    memcpy(dst, p->win, take);
+    return (ssize_t)take;
+}
+
 static int parse_file(struct parser *p)
 {
     struct queue_file *qf = p->qf;
@@ -243,7 +277,7 @@ static int parse_file(struct parser *p)
             return perr(p, off, "truncated record header (%jd of %d bytes before end of file)",
                         (intmax_t)(p->file_size - off), QUEUE_REC_HDR_LEN);
         unsigned char hdr[QUEUE_REC_HDR_LEN];
-        ssize_t got = qf_pread_full(qf->fd, hdr, sizeof(hdr), off);
+        ssize_t got = parser_read(p, hdr, sizeof(hdr), off);
         if (got < 0)
             return perr(p, off, "read error: %s", strerror(errno));
         if (got != (ssize_t)sizeof(hdr))
@@ -288,7 +322,7 @@ static int parse_file(struct parser *p)
 
         strbuf_reset(&p->payload);
         strbuf_reserve(&p->payload, len);
-        got = qf_pread_full(qf->fd, p->payload.data, len, off + QUEUE_REC_HDR_LEN);
+        got = parser_read(p, p->payload.data, len, off + QUEUE_REC_HDR_LEN);
         if (got < 0)
             return perr(p, off, "read error: %s", strerror(errno));
         if (got != (ssize_t)len)

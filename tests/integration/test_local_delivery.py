@@ -202,6 +202,79 @@ pltbob: \\pltbob, {out}/bob-copy
                 % (SENDER, marker, extra, marker))
 
     # -- mailboxes ---------------------------------------------------------
+    def request_on(self, s, rd, user, marker):
+        """One request on an open connection; returns (result, end record)."""
+        qid = self.queue_message(["%s@localhost" % user], self.body(marker))
+        s.sendall(encode_record([("protocol", "deliver"), ("queue_id", qid),
+                                 ("sender", SENDER), ("nrcpt", 1),
+                                 ("arrival", int(time.time()))]) +
+                  encode_record([("index", 0), ("address", "%s@localhost" % user),
+                                 ("notify", 0)]))
+        return rd.record(), rd.record()
+
+    def connect_local(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(30)
+        s.connect(os.path.join(self.inst.queue, "private", "local"))
+        return s, Reader(s)
+
+    def test_many_requests_on_one_connection(self):
+        # qmgr keeps its connection: every end record says reuse=yes and the
+        # agent serves the next request on the same connection.
+        s, rd = self.connect_local()
+        user = USERS[0]
+        markers = ["reuse-%d-%s" % (i, time.time()) for i in range(3)]
+        for marker in markers:
+            res, end = self.request_on(s, rd, user, marker)
+            self.assertEqual((res["index"], res["status"]), ("0", "sent"), res)
+            self.assertEqual(end, {"status": "done", "reuse": "yes"})
+        s.close()
+        for marker in markers:
+            self.assertEqual(len(self.maildir_files(user, marker)), 1, marker)
+
+    def runner_pids(self, user):
+        """Live processes of user whose parent is a local-delivery process."""
+        uid = self.users[user].pw_uid
+        found = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/status" % d) as f:
+                    st = f.read()
+                ppid = int(re.search(r"^PPid:\s+(\d+)", st, re.M).group(1))
+                ruid = int(re.search(r"^Uid:\s+(\d+)", st, re.M).group(1))
+                with open("/proc/%d/cmdline" % ppid, "rb") as f:
+                    parent = os.path.basename(f.read().split(b"\0")[0])
+            except (OSError, AttributeError, ValueError):
+                continue
+            zombie = re.search(r"^State:\s+Z", st, re.M) is not None
+            if ruid == uid and parent == b"local-delivery" and not zombie:
+                found.append(int(d))
+        return found
+
+    def test_runner_serves_many_and_is_replaced_when_it_dies(self):
+        # Mailbox deliveries of one user share a long-lived child that runs
+        # as that user (never as root); one that dies is replaced.
+        user = USERS[1]
+        for pid in self.runner_pids(user):  # left by earlier tests in other processes
+            os.kill(pid, 9)
+        s, rd = self.connect_local()
+        for i in range(2):
+            res, _ = self.request_on(s, rd, user, "runner-%d" % i)
+            self.assertEqual(res["status"], "sent", res)
+        pids = self.runner_pids(user)
+        self.assertEqual(len(pids), 1, pids)
+        with open("/proc/%d/status" % pids[0]) as f:
+            uids = re.search(r"^Uid:\s+(.*)$", f.read(), re.M).group(1).split()
+        self.assertEqual(set(uids), {str(self.users[user].pw_uid)})  # real, effective, saved
+        os.kill(pids[0], 9)
+        res, _ = self.request_on(s, rd, user, "runner-after-kill")
+        s.close()
+        self.assertEqual(res["status"], "sent", res)
+        self.assertEqual(len(self.maildir_files(user, "runner-after-kill")), 1)
+        self.assertNotIn(pids[0], self.runner_pids(user))
+
     def test_maildir_delivery(self):
         r = self.deliver_one("pltalice@%s" % DOMAIN, self.body("maildir-1"))
         self.assertEqual((r["status"], r["dsn"]), ("sent", "2.0.0"), r)

@@ -76,9 +76,13 @@ class FakeAgent:
     (index, status, dsn, reason), or "crash" to close without answering;
     it may block (a threading.Event) to simulate a slow delivery."""
 
-    def __init__(self, queue, behave):
+    def __init__(self, queue, behave, reuse=False):
         self.path = os.path.join(queue, "private", "local")
         self.behave = behave
+        self.reuse = reuse
+        self.connections = 0
+        self.active_by = {}   # recipient address -> requests in progress
+        self.max_by = {}
         self.requests = []   # (request dict, recipients list, QueueFile or None)
         self.lock = threading.Lock()
         self.active = 0
@@ -101,13 +105,35 @@ class FakeAgent:
 
     def _serve(self, c):
         with self.lock:
+            self.connections += 1
+        r = RecordReader(c)
+        c.settimeout(30)
+        try:
+            # With reuse, the end record says reuse=yes and the next request
+            # comes on the same connection (docs/ipc.md).
+            while self._serve_one(c, r) and self.reuse:
+                pass
+        finally:
+            c.close()
+
+    def _serve_one(self, c, r):
+        """One request; True when it was answered completely."""
+        try:
+            req = r.record()
+        except (OSError, EOFError, ValueError):
+            return False
+        rcpts = []
+        with self.lock:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
+        counted = True
         try:
-            c.settimeout(30)
-            r = RecordReader(c)
-            req = r.record()
             rcpts = [r.record() for _ in range(int(req["nrcpt"]))]
+            with self.lock:
+                for rc in rcpts:
+                    a = rc["address"]
+                    self.active_by[a] = self.active_by.get(a, 0) + 1
+                    self.max_by[a] = max(self.max_by.get(a, 0), self.active_by[a])
             qf = None
             try:
                 qf = QueueFile(os.path.join(self.queue, "active", req["queue_id"]))
@@ -117,19 +143,30 @@ class FakeAgent:
                 self.requests.append((req, rcpts, qf))
             answers = self.behave(req, rcpts, qf)
             if answers == "crash":
-                return
+                return False
             out = b""
             for idx, status, dsn, reason in answers:
                 out += encode_record([("index", idx), ("status", status), ("dsn", dsn),
                                       ("reason", reason)])
-            out += encode_record([("status", "done")])
-            c.sendall(out)
-        except (OSError, EOFError, ValueError):
-            pass
-        finally:
+            end = [("status", "done")] + ([("reuse", "yes")] if self.reuse else [])
+            out += encode_record(end)
+            # The request is over once the end record is sent: qmgr may
+            # start the next one at once, before this thread gets further.
             with self.lock:
                 self.active -= 1
-            c.close()
+                for rc in rcpts:
+                    self.active_by[rc["address"]] -= 1
+            counted = False
+            c.sendall(out)
+            return True
+        except (OSError, EOFError, ValueError):
+            return False
+        finally:
+            if counted:
+                with self.lock:
+                    self.active -= 1
+                    for rc in rcpts:
+                        self.active_by[rc["address"]] -= 1
 
     def wait_requests(self, n, timeout=15):
         deadline = time.time() + timeout
@@ -185,9 +222,9 @@ class QmgrCase(unittest.TestCase):
         self.inst.cleanup()
 
     # -- helpers ------------------------------------------------------------
-    def start(self, behave):
+    def start(self, behave, reuse=False):
         self.inst.start()
-        self.agent = FakeAgent(self.inst.queue, behave)
+        self.agent = FakeAgent(self.inst.queue, behave, reuse)
         self.inst.wait_log(r"qmgr\[\d+\]: queue manager started")
 
     def inject(self, sender, *rcpts, notify=None, ret=None, body=BODY, orcpt=None):
@@ -414,7 +451,7 @@ class QmgrTest(QmgrCase):
 
     def test_concurrency_limit(self):
         def behave(req, rcpts, qf):
-            time.sleep(0.3)
+            time.sleep(1.0)  # long enough for all three messages to be queued
             return [(int(r["index"]), "sent", "2.0.0", "ok") for r in rcpts]
 
         self.start(behave)
@@ -423,9 +460,31 @@ class QmgrTest(QmgrCase):
         for qid in ids:
             self.wait_where(qid, None)
         self.assertEqual(len(self.agent.requests), 6)
-        self.assertEqual(self.agent.max_active, 2)  # local_destination_concurrency_limit
+        # local_destination_concurrency_limit counts per recipient (one
+        # recipient per batch, local_destination_recipient_limit): 2 for bob
+        # and 2 for carol at the same time, never 3 for one of them.
+        self.assertEqual(self.agent.max_by, {"bob@localhost": 2, "carol@localhost": 2})
+        self.assertEqual(self.agent.max_active, 4)
         for req, rcpts, qf in self.agent.requests:
             self.assertEqual(len(rcpts), 1)  # local_destination_recipient_limit
+
+    def deliver_six(self, reuse):
+        self.start(answer_all("sent", "2.0.0", "ok"), reuse=reuse)
+        ids = [self.inject("alice@localhost", "bob@localhost") for _ in range(6)]
+        for qid in ids:
+            self.wait_where(qid, None)
+        self.assertEqual(len(self.agent.requests), 6)
+        self.assertEqual(len(re.findall(r"status=sent", self.inst.read_log())), 6)
+
+    def test_connection_reuse(self):
+        # An agent that ends with reuse=yes gets the next requests on the
+        # same connections: at most the concurrency limit of them.
+        self.deliver_six(reuse=True)
+        self.assertLessEqual(self.agent.connections, 2)
+
+    def test_one_request_per_connection_without_reuse(self):
+        self.deliver_six(reuse=False)
+        self.assertEqual(self.agent.connections, 6)
 
     def test_bad_files_are_not_trusted(self):
         self.start(answer_all("sent", "2.0.0", "ok"))
