@@ -31,13 +31,44 @@ int smtpc_content_scan(struct queue_file *qf, bool *eightbit_r, strbuf *err)
     }
 }
 
+/* CRLF line ends and dot-stuffing of one block, carried across blocks. */
+struct stuffer {
+    bool bol;     /* at the beginning of a line */
+    bool last_cr; /* the previous byte was a CR */
+};
+
+static void stuff(struct stuffer *st, const unsigned char *buf, size_t n, strbuf *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = buf[i];
+        if (st->bol && c == '.')
+            strbuf_appendc(out, '.');
+        if (c == '\n' && !st->last_cr)
+            strbuf_appendc(out, '\r');
+        strbuf_appendc(out, (char)c);
+        st->bol = c == '\n';
+        st->last_cr = c == '\r';
+    }
+}
+
+/* The end: a line end if the content lacks one, then ".\r\n". */
+static int finish(const struct stuffer *st, struct netio *io, strbuf *err)
+{
+    if ((!st->bol && netio_puts(io, st->last_cr ? "\n" : "\r\n") < 0) ||
+        netio_puts(io, ".\r\n") < 0 || netio_flush(io) < 0) {
+        strbuf_printf(err, "lost connection while sending message content (%s)",
+                      errno == ETIMEDOUT ? "timeout" : strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int smtpc_content_send(struct queue_file *qf, struct netio *io, strbuf *err, bool *local_r)
 {
     static unsigned char buf[BLOCK];
     strbuf out;
     strbuf_init(&out);
-    bool bol = true;      /* at the beginning of a line */
-    bool last_cr = false; /* the previous byte was a CR */
+    struct stuffer st = { .bol = true, .last_cr = false };
     int rc = -1;
     *local_r = false;
     for (uint64_t pos = 0;;) {
@@ -50,33 +81,36 @@ int smtpc_content_send(struct queue_file *qf, struct netio *io, strbuf *err, boo
             break;
         pos += (uint64_t)n;
         strbuf_reset(&out);
-        for (ssize_t i = 0; i < n; i++) {
-            unsigned char c = buf[i];
-            if (bol && c == '.')
-                strbuf_appendc(&out, '.');
-            if (c == '\n' && !last_cr)
-                strbuf_appendc(&out, '\r');
-            strbuf_appendc(&out, (char)c);
-            bol = c == '\n';
-            last_cr = c == '\r';
-        }
+        stuff(&st, buf, (size_t)n, &out);
         if (netio_write(io, out.data, out.len) < 0) {
             strbuf_printf(err, "lost connection while sending message content (%s)",
                           strerror(errno));
             goto out;
         }
     }
-    if (!bol && netio_puts(io, last_cr ? "\n" : "\r\n") < 0) {
-        strbuf_printf(err, "lost connection while sending message content (%s)",
-                      strerror(errno));
-        goto out;
+    rc = finish(&st, io, err);
+out:
+    strbuf_free(&out);
+    return rc;
+}
+
+int smtpc_content_send_buf(const strbuf *content, struct netio *io, strbuf *err)
+{
+    strbuf out;
+    strbuf_init(&out);
+    struct stuffer st = { .bol = true, .last_cr = false };
+    int rc = -1;
+    for (size_t pos = 0; pos < content->len; pos += BLOCK) {
+        size_t n = content->len - pos < BLOCK ? content->len - pos : BLOCK;
+        strbuf_reset(&out);
+        stuff(&st, (const unsigned char *)content->data + pos, n, &out);
+        if (netio_write(io, out.data, out.len) < 0) {
+            strbuf_printf(err, "lost connection while sending message content (%s)",
+                          strerror(errno));
+            goto out;
+        }
     }
-    if (netio_puts(io, ".\r\n") < 0 || netio_flush(io) < 0) {
-        strbuf_printf(err, "lost connection while sending message content (%s)",
-                      errno == ETIMEDOUT ? "timeout" : strerror(errno));
-        goto out;
-    }
-    rc = 0;
+    rc = finish(&st, io, err);
 out:
     strbuf_free(&out);
     return rc;

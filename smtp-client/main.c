@@ -3,9 +3,12 @@
  * once per process, and one `deliver` request from qmgr: open the queue
  * file read-only, group the recipients by domain (qmgr batches by transport
  * only), route and deliver each group, answer one result per recipient,
- * then the end record. See smtpc.h for the files.
+ * then the end record. Connections kept for reuse (cache.c) are closed by
+ * the skeleton's wakeup hook when they expire and at exit. See smtpc.h for
+ * the files.
  */
 #include "smtpc.h"
+#include "mail/map.h"
 #include "mail/params.h"
 #include "mail/queue_file.h"
 #include "mail/server.h"
@@ -153,10 +156,23 @@ void smtpc_settings_load(struct smtpc_settings *s, struct config *cfg, const cha
     else if (v6 && !v4)
         s->family = AF_INET6;
 
+    s->rset_ms = (int)get_ms(cfg, "smtp_rset_timeout");
+    s->cache_ms = (int)get_ms(cfg, "smtp_connection_cache_time_limit");
+    s->reuse_limit = (int)param_int(cfg, "smtp_connection_reuse_count_limit");
+    s->transport.name = "transport_maps";
+    s->transport.spec = xstrdup(param_str(cfg, "transport_maps"));
+    s->tls_policy.name = "smtp_tls_policy_maps";
+    s->tls_policy.spec = xstrdup(param_str(cfg, "smtp_tls_policy_maps"));
+    s->sasl_passwords.name = "smtp_sasl_password_maps";
+    s->sasl_passwords.spec = xstrdup(param_str(cfg, "smtp_sasl_password_maps"));
+    s->sasl_enable = param_bool(cfg, "smtp_sasl_auth_enable");
+    s->sasl_tls_only = param_bool(cfg, "smtp_sasl_tls_only");
+
     const char *level = param_str(cfg, "smtp_tls_security_level");
     if (tls_parse_level(level, &s->tls_level) < 0)
         log_fatal("smtp_tls_security_level = %s: expected none, may, encrypt or verify", level);
-    if (s->tls_level != TLS_LEVEL_NONE) {
+    /* The policy table may ask for TLS where the default level does not. */
+    if (s->tls_level != TLS_LEVEL_NONE || s->tls_policy.spec[0]) {
         strbuf_reset(&err);
         s->tls_ctx = tls_client_ctx_from_config(cfg, &err);
         if (s->tls_ctx == NULL)
@@ -176,6 +192,11 @@ void smtpc_settings_free(struct smtpc_settings *s)
     free(s->dns_servers);
     free(s->own_ports);
     tls_ctx_free(&s->tls_ctx);
+    struct smtpc_table *t[] = { &s->transport, &s->tls_policy, &s->sasl_passwords };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        free(t[i]->spec);
+        map_list_close(&t[i]->ml);
+    }
     memset(s, 0, sizeof(*s));
 }
 
@@ -270,15 +291,19 @@ static void serve_request(int fd)
         }
         struct smtpc_route route;
         struct smtpc_result fail;
+        struct smtpc_dest dest;
         smtpc_result_init(&fail);
-        if (smtpc_route(&settings, dns, dom, &route, &fail) < 0) {
+        smtpc_dest_init(&dest);
+        if (smtpc_dest_resolve(&settings, dom, &dest, &fail) < 0 ||
+            smtpc_route(&settings, dns, &dest, &route, &fail) < 0) {
             log_event(req.queue_id, "%s", fail.reason.data);
             for (size_t k = 0; k < n; k++)
                 smtpc_result_set(group[k].res, fail.status, fail.dsn, "%s", fail.reason.data);
         } else {
-            smtpc_deliver(&settings, &msg, &route, group, n);
+            smtpc_deliver(&settings, &msg, &dest, &route, group, n);
             smtpc_route_free(&route);
         }
+        smtpc_dest_free(&dest);
         smtpc_result_free(&fail);
         /* Answer this destination now: qmgr waits a limited time for each
          * result, and the next destination may be slow. */
@@ -312,7 +337,15 @@ out:
 
 static void smtpc_fini(void)
 {
+    smtpc_cache_close_all(); /* QUIT to every kept connection */
     smtpc_settings_free(&settings);
+}
+
+/* While no request comes: close the kept connections as they expire. */
+static int smtpc_wakeup(struct server_ctx *ctx)
+{
+    (void)ctx;
+    return smtpc_cache_expire();
 }
 
 static void smtpc_init(struct server_ctx *ctx)
@@ -334,6 +367,7 @@ int main(int argc, char **argv)
         .kind = SERVER_ACCEPT,
         .init = smtpc_init,
         .serve = smtpc_serve,
+        .wakeup = smtpc_wakeup,
     };
     return server_main(argc, argv, &ops);
 }

@@ -1,6 +1,7 @@
 /*
  * route.c - where the mail for one domain goes: the ordered list of
- * addresses to try. relayhost when set ([host] skips the MX lookup), else
+ * addresses to try. The next hop when set (relayhost or transport_maps;
+ * [host] skips the MX lookup), else
  * the domain's MX hosts by preference (random order among equal ones, so
  * load spreads as RFC 5321 5.1 asks), else the domain itself (implicit MX).
  *
@@ -32,11 +33,13 @@ static void mx_order(struct dns_mx *mx, size_t n)
         size_t j = i;
         while (j < n && mx[j].pref == mx[i].pref)
             j++;
-        for (size_t k = j - 1; k > i; k--) {
-            size_t r = i + (size_t)(random() % (long)(k - i + 1));
-            struct dns_mx t = mx[k];
-            mx[k] = mx[r];
-            mx[r] = t;
+        /* Fisher-Yates over mx[i..j): offsets from i keep the bounds
+         * obvious to the compiler (-O3 warned on the old form). */
+        for (size_t m = j - i; m > 1; m--) {
+            size_t r = (size_t)random() % m;
+            struct dns_mx t = mx[i + m - 1];
+            mx[i + m - 1] = mx[i + r];
+            mx[i + r] = t;
         }
         i = j;
     }
@@ -58,28 +61,6 @@ static bool is_myhostname(const struct smtpc_settings *s, const char *host)
     return strlen(s->myhostname) == n && strncasecmp(s->myhostname, host, n) == 0;
 }
 
-/* Splits relayhost "[host]:port", "host:port", "host" (and "[v6addr]:port"). */
-static void parse_relayhost(const char *rh, int defport, strbuf *host, int *port, bool *mx)
-{
-    *port = defport;
-    *mx = true;
-    const char *end;
-    if (rh[0] == '[' && (end = strchr(rh, ']')) != NULL) {
-        strbuf_set(host, rh + 1, (size_t)(end - rh - 1));
-        *mx = false;
-        if (end[1] == ':')
-            *port = atoi(end + 2);
-        return;
-    }
-    const char *colon = strrchr(rh, ':');
-    if (colon && strchr(rh, ':') == colon) {
-        strbuf_set(host, rh, (size_t)(colon - rh));
-        *port = atoi(colon + 1);
-    } else {
-        strbuf_sets(host, rh);
-    }
-}
-
 /* Adds the addresses of host, skipping our own. Returns the DNS outcome;
  * *self_r set when an address was dropped as ours. */
 static enum dns_outcome add_host(const struct smtpc_settings *s, struct dns *d, const char *host,
@@ -98,9 +79,10 @@ static enum dns_outcome add_host(const struct smtpc_settings *s, struct dns *d, 
     return out;
 }
 
-int smtpc_route(const struct smtpc_settings *s, struct dns *d, const char *domain,
+int smtpc_route(const struct smtpc_settings *s, struct dns *d, const struct smtpc_dest *dest,
                 struct smtpc_route *route, struct smtpc_result *fail)
 {
+    const char *domain = dest->domain;
     strbuf err, host;
     strbuf_init(&err);
     strbuf_init(&host);
@@ -110,8 +92,15 @@ int smtpc_route(const struct smtpc_settings *s, struct dns *d, const char *domai
     int port = s->port;
     bool use_mx = true;
     const char *name = domain;
-    if (s->relayhost[0]) {
-        parse_relayhost(s->relayhost, s->port, &host, &port, &use_mx);
+    if (dest->nexthop.len > 0) {
+        /* relayhost or a transport_maps next hop: [host] skips the MX lookup */
+        if (smtpc_parse_nexthop(dest->nexthop.data, s->port, &host, &port, &use_mx) < 0) {
+            smtpc_result_set(fail, DELIVERY_DEFERRED, "4.3.5", "malformed next hop \"%s\"",
+                             dest->nexthop.data);
+            strbuf_free(&err);
+            strbuf_free(&host);
+            return -1;
+        }
         name = host.data;
     }
 

@@ -2,16 +2,26 @@
  * session.c - the ESMTP dialogue with the next hops of one destination
  * (RFC 5321): connect to each address of the route in turn until one
  * session gets as far as MAIL FROM, then EHLO (HELO when EHLO is refused),
- * STARTTLS as smtp_tls_security_level asks, MAIL/RCPT/DATA (in one write
- * when the server offers PIPELINING), the content with dot-stuffing, QUIT.
+ * STARTTLS as the destination's TLS policy asks (smtp_tls_security_level
+ * or smtp_tls_policy_maps; verify with match= names is checked here), AUTH
+ * (auth.c), MAIL/RCPT/DATA (in one write when the server offers
+ * PIPELINING), the content with dot-stuffing (converted to 7 bits by
+ * mime.c for a server without 8BITMIME), QUIT.
  *
- * Failures before MAIL FROM (connect, greeting, EHLO, TLS) move on to the
+ * Failures before MAIL FROM (connect, greeting, EHLO, TLS, AUTH) move on to the
  * next address; once MAIL FROM was sent the session decides: 2xx sent, 4xx
  * deferred, 5xx bounced, per recipient, with the server's own text in the
  * reason ("host mx.b.org[10.0.0.2] said: 550 5.1.1 no such user (in reply
  * to RCPT TO command)"). A broken session (timeout, lost connection, a
  * malformed or oversized reply) defers every recipient not yet answered.
  * Each stage has its own time limit (smtp_*_timeout, RFC 5321 4.5.3.2).
+ *
+ * A session whose transaction ended cleanly is not closed but handed to
+ * cache.c (after RSET when the transaction was aborted), so the next
+ * message to the same next hop skips connect, greeting, EHLO, STARTTLS and
+ * AUTH. A cached connection that turns out dead before the content was sent
+ * (lost, or 421) is dropped and the message goes out on a new connection;
+ * nothing can have been delivered by then, so nothing is sent twice.
  */
 #include "smtpc.h"
 #include "mail/queue_file.h"
@@ -27,33 +37,10 @@
 #include <strings.h>
 #include <unistd.h>
 
-enum {
-    F_PIPELINING = 0x01,
-    F_SIZE = 0x02,
-    F_8BITMIME = 0x04,
-    F_SMTPUTF8 = 0x08,
-    F_DSN = 0x10,
-    F_STARTTLS = 0x20,
-};
-
-struct sess {
-    const struct smtpc_settings *s;
-    const struct smtpc_msg *msg;
-    const struct smtpc_target *t;
-    int fd;
-    struct netio *io;
-    struct tls_conn *tls;
-    strbuf peer; /* "mx.b.org[10.0.0.2]" */
-    unsigned feat;
-    uint64_t size_max;
-    struct smtp_reply rep;
-    strbuf err;
-    bool timeout;
-    bool broken; /* a read failed: the stream is out of step, no QUIT */
-};
+#include <openssl/x509v3.h>
 
 /* Writes one command line and, unless batching, flushes. */
-static int send_cmd(struct sess *x, int timeout_ms, bool flush, const char *cmd)
+int smtpc_send_cmd(struct smtpc_sess *x, int timeout_ms, bool flush, const char *cmd)
 {
     netio_set_write_timeout(x->io, timeout_ms);
     if (netio_puts(x->io, cmd) < 0 || netio_puts(x->io, "\r\n") < 0 ||
@@ -66,23 +53,25 @@ static int send_cmd(struct sess *x, int timeout_ms, bool flush, const char *cmd)
     return 0;
 }
 
-static int read_reply(struct sess *x, int timeout_ms)
+int smtpc_read_reply(struct smtpc_sess *x, int timeout_ms)
 {
     strbuf_reset(&x->err);
     if (smtp_reply_read(x->io, timeout_ms, &x->rep, &x->err, &x->timeout) < 0) {
         x->broken = true;
         return -1;
     }
+    if (x->rep.code == 421)
+        x->closing = true;
     return 0;
 }
 
 /* A result from the last reply: class 2 sent, 4 deferred, 5 bounced. */
-static void result_from_reply(struct sess *x, struct smtpc_result *r, const char *stage)
+static void result_from_reply(struct smtpc_sess *x, struct smtpc_result *r, const char *stage)
 {
     int cls = x->rep.code / 100;
     if (cls == 2)
         smtpc_result_set(r, DELIVERY_SENT, x->rep.dsn, "delivered to %s:%d: %d %s",
-                         x->peer.data, smtpc_addr_port(&x->t->addr), x->rep.code,
+                         x->peer.data, smtpc_addr_port(&x->t.addr), x->rep.code,
                          x->rep.text.data);
     else
         smtpc_result_set(r, cls == 5 ? DELIVERY_BOUNCED : DELIVERY_DEFERRED,
@@ -92,7 +81,7 @@ static void result_from_reply(struct sess *x, struct smtpc_result *r, const char
 }
 
 /* A failure that lets the next address be tried: always deferred. */
-static void fail_from_reply(struct sess *x, struct smtpc_result *fail, const char *what,
+static void fail_from_reply(struct smtpc_sess *x, struct smtpc_result *fail, const char *what,
                             const char *stage)
 {
     char dsn[16];
@@ -102,16 +91,17 @@ static void fail_from_reply(struct sess *x, struct smtpc_result *fail, const cha
                      x->peer.data, what, x->rep.code, x->rep.text.data, stage);
 }
 
-static void fail_broken(struct sess *x, struct smtpc_result *fail, const char *stage)
+static void fail_broken(struct smtpc_sess *x, struct smtpc_result *fail, const char *stage)
 {
     smtpc_result_set(fail, DELIVERY_DEFERRED, x->timeout ? "4.4.2" : "4.5.0",
                      "conversation with %s failed: %s (%s)", x->peer.data, x->err.data, stage);
 }
 
-static void parse_ehlo(struct sess *x)
+static void parse_ehlo(struct smtpc_sess *x)
 {
     x->feat = 0;
     x->size_max = 0;
+    strbuf_reset(&x->auth_mechs);
     const char *p = x->rep.lines.data;
     const char *nl = strchr(p, '\n'); /* the first line is the greeting text */
     for (p = nl ? nl + 1 : p + strlen(p); *p; p = nl ? nl + 1 : p + strlen(p)) {
@@ -122,17 +112,27 @@ static void parse_ehlo(struct sess *x)
             kw++;
 #define IS(name) (kw == strlen(name) && strncasecmp(p, name, kw) == 0)
         if (IS("PIPELINING"))
-            x->feat |= F_PIPELINING;
+            x->feat |= SMTPC_F_PIPELINING;
         else if (IS("8BITMIME"))
-            x->feat |= F_8BITMIME;
+            x->feat |= SMTPC_F_8BITMIME;
         else if (IS("SMTPUTF8"))
-            x->feat |= F_SMTPUTF8;
+            x->feat |= SMTPC_F_SMTPUTF8;
         else if (IS("DSN"))
-            x->feat |= F_DSN;
+            x->feat |= SMTPC_F_DSN;
         else if (IS("STARTTLS"))
-            x->feat |= F_STARTTLS;
-        else if (IS("SIZE")) {
-            x->feat |= F_SIZE;
+            x->feat |= SMTPC_F_STARTTLS;
+        else if (IS("AUTH")) {
+            /* "AUTH PLAIN LOGIN" (or the old "AUTH=PLAIN LOGIN"): kept as
+             * " PLAIN LOGIN " in upper case for a whole-word search. */
+            x->feat |= SMTPC_F_AUTH;
+            if (x->auth_mechs.len == 0)
+                strbuf_appendc(&x->auth_mechs, ' ');
+            for (size_t i = kw; i < len && x->auth_mechs.len < 1024; i++)
+                strbuf_appendc(&x->auth_mechs,
+                               p[i] == '=' ? ' ' : (char)toupper((unsigned char)p[i]));
+            strbuf_appendc(&x->auth_mechs, ' ');
+        } else if (IS("SIZE")) {
+            x->feat |= SMTPC_F_SIZE;
             if (kw < len) {
                 char *end;
                 errno = 0;
@@ -146,13 +146,14 @@ static void parse_ehlo(struct sess *x)
 }
 
 /* EHLO, falling back to HELO on 5xx. 0, or -1 with *fail set. */
-static int hello(struct sess *x, struct smtpc_result *fail)
+static int hello(struct smtpc_sess *x, struct smtpc_result *fail)
 {
     strbuf cmd;
     strbuf_init(&cmd);
     strbuf_printf(&cmd, "EHLO %s", x->s->myhostname);
     int rc = -1;
-    if (send_cmd(x, x->s->helo_ms, true, cmd.data) < 0 || read_reply(x, x->s->helo_ms) < 0) {
+    if (smtpc_send_cmd(x, x->s->helo_ms, true, cmd.data) < 0 ||
+        smtpc_read_reply(x, x->s->helo_ms) < 0) {
         fail_broken(x, fail, "in reply to EHLO");
         goto out;
     }
@@ -167,7 +168,8 @@ static int hello(struct sess *x, struct smtpc_result *fail)
     }
     strbuf_reset(&cmd);
     strbuf_printf(&cmd, "HELO %s", x->s->myhostname);
-    if (send_cmd(x, x->s->helo_ms, true, cmd.data) < 0 || read_reply(x, x->s->helo_ms) < 0) {
+    if (smtpc_send_cmd(x, x->s->helo_ms, true, cmd.data) < 0 ||
+        smtpc_read_reply(x, x->s->helo_ms) < 0) {
         fail_broken(x, fail, "in reply to HELO");
         goto out;
     }
@@ -182,15 +184,67 @@ out:
     return rc;
 }
 
-/* STARTTLS when offered and wanted. 0 (TLS on, or plaintext allowed), or -1
- * with *fail set. */
-static int starttls(struct sess *x, struct smtpc_result *fail)
+/* The host part of the destination's next hop ("nexthop" in match=). */
+static void nexthop_host(const struct smtpc_sess *x, strbuf *out)
+{
+    int port;
+    bool mx;
+    if (x->dest->nexthop.len == 0 ||
+        smtpc_parse_nexthop(x->dest->nexthop.data, 0, out, &port, &mx) < 0)
+        strbuf_sets(out, x->dest->domain);
+}
+
+/* verify with match=: the chain must have verified against the trust store
+ * and the certificate must carry one of the names. 0, or -1 with why set. */
+static int check_match(struct smtpc_sess *x, strbuf *why)
+{
+    SSL *ssl = tls_conn_ssl(x->tls);
+    X509 *cert = SSL_get0_peer_certificate(ssl);
+    if (cert == NULL) {
+        strbuf_appends(why, "the server sent no certificate");
+        return -1;
+    }
+    long vr = SSL_get_verify_result(ssl);
+    if (vr != X509_V_OK) {
+        strbuf_printf(why, "certificate verification failed: %s",
+                      X509_verify_cert_error_string(vr));
+        return -1;
+    }
+    strbuf name;
+    strbuf_init(&name);
+    int rc = -1;
+    for (const char *p = x->dest->tls_match.data; *p && rc < 0;) {
+        const char *c = strchr(p, ':');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        strbuf_set(&name, p, len);
+        if (strcasecmp(name.data, "hostname") == 0)
+            strbuf_sets(&name, x->t.host);
+        else if (strcasecmp(name.data, "nexthop") == 0) {
+            strbuf_reset(&name);
+            nexthop_host(x, &name);
+        }
+        if (name.len > 0 && X509_check_host(cert, name.data, name.len,
+                                            X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1)
+            rc = 0;
+        p = c ? c + 1 : p + len;
+    }
+    if (rc < 0)
+        strbuf_printf(why, "certificate verification failed: the certificate matches none "
+                           "of match=%s", x->dest->tls_match.data);
+    strbuf_free(&name);
+    return rc;
+}
+
+/* STARTTLS when offered and wanted (the destination's TLS level). 0 (TLS
+ * on, or plaintext allowed), or -1 with *fail set. */
+static int starttls(struct smtpc_sess *x, struct smtpc_result *fail)
 {
     const struct smtpc_settings *s = x->s;
-    bool required = s->tls_level >= TLS_LEVEL_ENCRYPT;
-    if (s->tls_level == TLS_LEVEL_NONE)
+    enum tls_level level = x->dest->tls_level;
+    bool required = level >= TLS_LEVEL_ENCRYPT;
+    if (level == TLS_LEVEL_NONE)
         return 0;
-    if (!(x->feat & F_STARTTLS) || s->tls_ctx == NULL) {
+    if (!(x->feat & SMTPC_F_STARTTLS) || s->tls_ctx == NULL) {
         if (!required)
             return 0;
         smtpc_result_set(fail, DELIVERY_DEFERRED, "4.7.4",
@@ -200,7 +254,8 @@ static int starttls(struct sess *x, struct smtpc_result *fail)
                          x->peer.data);
         return -1;
     }
-    if (send_cmd(x, s->helo_ms, true, "STARTTLS") < 0 || read_reply(x, s->helo_ms) < 0) {
+    if (smtpc_send_cmd(x, s->helo_ms, true, "STARTTLS") < 0 ||
+        smtpc_read_reply(x, s->helo_ms) < 0) {
         fail_broken(x, fail, "in reply to STARTTLS");
         return -1;
     }
@@ -218,7 +273,11 @@ static int starttls(struct sess *x, struct smtpc_result *fail)
                          "host %s sent plaintext after its STARTTLS reply", x->peer.data);
         return -1;
     }
-    struct tls_client_opts o = { .level = s->tls_level, .peername = x->t->host };
+    /* verify with match= names: the handshake records the chain's result
+     * (no host name set, no SNI) and check_match decides afterwards. */
+    bool match = level == TLS_LEVEL_VERIFY && x->dest->tls_match.len > 0;
+    struct tls_client_opts o = { .level = match ? TLS_LEVEL_ENCRYPT : level,
+                                 .peername = match ? NULL : x->t.host };
     strbuf_reset(&x->err);
     x->tls = tls_client_start(x->io, s->tls_ctx, &o, s->helo_ms, &x->err);
     if (x->tls == NULL) {
@@ -226,12 +285,24 @@ static int starttls(struct sess *x, struct smtpc_result *fail)
                          x->peer.data, x->err.data);
         return -1;
     }
+    bool verified = tls_conn_verified(x->tls);
+    if (match) {
+        strbuf why;
+        strbuf_init(&why);
+        verified = check_match(x, &why) == 0;
+        if (!verified)
+            smtpc_result_set(fail, DELIVERY_DEFERRED, "4.7.5",
+                             "TLS handshake with %s failed: %s", x->peer.data, why.data);
+        strbuf_free(&why);
+        if (!verified)
+            return -1;
+    }
     strbuf d;
     strbuf_init(&d);
     tls_describe(x->tls, &d);
     log_event(x->msg->id, "%s TLS connection established to %s:%d: %s",
-              tls_conn_verified(x->tls) ? "Verified" : "Untrusted", x->peer.data,
-              smtpc_addr_port(&x->t->addr), d.data);
+              verified ? "Verified" : "Untrusted", x->peer.data,
+              smtpc_addr_port(&x->t.addr), d.data);
     strbuf_free(&d);
     return hello(x, fail);
 }
@@ -248,17 +319,17 @@ static bool needs_smtputf8(const struct smtpc_msg *m, const struct smtpc_rcpt *r
     return false;
 }
 
-static void mail_cmd(struct sess *x, bool utf8, strbuf *cmd)
+static void mail_cmd(struct smtpc_sess *x, bool utf8, strbuf *cmd)
 {
     const struct queue_file *qf = x->msg->qf;
     strbuf_printf(cmd, "MAIL FROM:<%s>", x->msg->sender);
-    if (x->feat & F_SIZE)
+    if (x->feat & SMTPC_F_SIZE)
         strbuf_printf(cmd, " SIZE=%" PRIu64, qf->content_length);
-    if ((x->feat & F_8BITMIME) && x->msg->eightbit)
+    if ((x->feat & SMTPC_F_8BITMIME) && x->msg->eightbit)
         strbuf_appends(cmd, " BODY=8BITMIME");
     if (utf8)
         strbuf_appends(cmd, " SMTPUTF8");
-    if (x->feat & F_DSN) {
+    if (x->feat & SMTPC_F_DSN) {
         if (qf->ret == QUEUE_RET_FULL)
             strbuf_appends(cmd, " RET=FULL");
         else if (qf->ret == QUEUE_RET_HDRS)
@@ -270,10 +341,10 @@ static void mail_cmd(struct sess *x, bool utf8, strbuf *cmd)
     }
 }
 
-static void rcpt_cmd(struct sess *x, const struct smtpc_rcpt *r, strbuf *cmd)
+static void rcpt_cmd(struct smtpc_sess *x, const struct smtpc_rcpt *r, strbuf *cmd)
 {
     strbuf_printf(cmd, "RCPT TO:<%s>", r->address);
-    if (!(x->feat & F_DSN))
+    if (!(x->feat & SMTPC_F_DSN))
         return;
     if (r->notify) {
         if (r->notify & QUEUE_NOTIFY_NEVER) {
@@ -307,50 +378,82 @@ static void set_unset(struct smtpc_rcpt *r, size_t n, const struct smtpc_result 
             smtpc_result_set(r[i].res, res->status, res->dsn, "%s", res->reason.data);
 }
 
-/* The transaction: MAIL, RCPT, DATA, content. Every recipient gets a result. */
-static void transaction(struct sess *x, struct smtpc_rcpt *r, size_t n, bool utf8)
+/* How a transaction left the connection. */
+enum tx {
+    TX_CLEAN, /* replies in step: QUIT, or keep it (RSET first if need_rset) */
+    TX_BROKEN, /* out of step or lost: close without QUIT */
+    TX_RETRY, /* a reused connection failed before the content: results
+               * reset, send again on a new connection */
+};
+
+static void reset_results(struct smtpc_rcpt *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        r[i].res->set = false;
+        r[i].res->status = DELIVERY_DEFERRED;
+        strbuf_reset(&r[i].res->reason);
+    }
+}
+
+/* The transaction: MAIL, RCPT, DATA, content. Every recipient gets a result
+ * (except for TX_RETRY, where none has one). */
+static enum tx transaction(struct smtpc_sess *x, struct smtpc_rcpt *r, size_t n, bool utf8)
 {
     const struct smtpc_settings *s = x->s;
-    bool pipe = x->feat & F_PIPELINING;
+    bool pipe = x->feat & SMTPC_F_PIPELINING;
+    bool reused = x->uses > 1;
+    bool content = false; /* the content (or its first bytes) was sent */
+    enum tx out = TX_CLEAN;
     bool *ok = xcalloc(n, sizeof(bool));
     size_t accepted = 0;
     struct smtpc_result broken;
     smtpc_result_init(&broken);
     strbuf cmd;
     strbuf_init(&cmd);
+    x->need_rset = true; /* until the reply to the final '.' */
     mail_cmd(x, utf8, &cmd);
-    if (send_cmd(x, s->mail_ms, !pipe, cmd.data) < 0)
+    if (smtpc_send_cmd(x, s->mail_ms, !pipe, cmd.data) < 0)
         goto lost;
     if (pipe) {
         for (size_t i = 0; i < n; i++) {
             strbuf_reset(&cmd);
             rcpt_cmd(x, &r[i], &cmd);
-            if (send_cmd(x, s->rcpt_ms, false, cmd.data) < 0)
+            if (smtpc_send_cmd(x, s->rcpt_ms, false, cmd.data) < 0)
                 goto lost;
         }
-        if (send_cmd(x, s->data_init_ms, true, "DATA") < 0)
+        if (smtpc_send_cmd(x, s->data_init_ms, true, "DATA") < 0)
             goto lost;
     }
-    if (read_reply(x, s->mail_ms) < 0) {
+    if (smtpc_read_reply(x, s->mail_ms) < 0) {
         fail_broken(x, &broken, "in reply to MAIL FROM command");
         goto broken;
     }
     if (x->rep.code / 100 != 2) {
+        if (reused && x->closing)
+            goto retry;
         struct smtpc_result res;
         smtpc_result_init(&res);
         result_from_reply(x, &res, "MAIL FROM command");
         set_unset(r, n, &res);
         strbuf_free(&res.reason);
-        goto quit;
+        /* Pipelined: the replies to the RCPTs and DATA are on their way;
+         * read them so the stream stays in step (for QUIT or reuse). */
+        for (size_t i = 0; pipe && i <= n && !x->broken; i++)
+            smtpc_read_reply(x, i < n ? s->rcpt_ms : s->data_init_ms);
+        if (pipe && !x->broken && x->rep.code == 354)
+            x->broken = true; /* the server waits for content: close */
+        if (x->broken)
+            out = TX_BROKEN;
+        goto out;
     }
     for (size_t i = 0; i < n; i++) {
         if (!pipe) {
             strbuf_reset(&cmd);
             rcpt_cmd(x, &r[i], &cmd);
-            if (send_cmd(x, s->rcpt_ms, true, cmd.data) < 0)
+            if (smtpc_send_cmd(x, s->rcpt_ms, true, cmd.data) < 0)
                 goto lost;
         }
-        if (read_reply(x, s->rcpt_ms) < 0) {
+        if (smtpc_read_reply(x, s->rcpt_ms) < 0) {
             fail_broken(x, &broken, "in reply to RCPT TO command");
             goto broken;
         }
@@ -361,26 +464,50 @@ static void transaction(struct sess *x, struct smtpc_rcpt *r, size_t n, bool utf
             result_from_reply(x, r[i].res, "RCPT TO command");
         }
     }
+    if (reused && x->closing)
+        goto retry; /* 421 to a RCPT: the server is closing; nothing was sent */
     if (!pipe && accepted == 0)
-        goto quit;
-    if (!pipe && send_cmd(x, s->data_init_ms, true, "DATA") < 0)
+        goto out;
+    if (!pipe && smtpc_send_cmd(x, s->data_init_ms, true, "DATA") < 0)
         goto lost;
-    if (read_reply(x, s->data_init_ms) < 0) {
+    if (smtpc_read_reply(x, s->data_init_ms) < 0) {
         fail_broken(x, &broken, "in reply to DATA command");
         goto broken;
     }
-    if (accepted == 0)
-        goto quit; /* pipelined DATA after no valid recipient: its reply is moot */
+    if (accepted == 0) {
+        /* Pipelined DATA after no valid recipient: its reply is moot, but a
+         * server that said 354 waits for content: not reusable. */
+        if (x->rep.code == 354) {
+            x->broken = true;
+            out = TX_BROKEN;
+        }
+        goto out;
+    }
     if (x->rep.code != 354) {
+        if (reused && x->closing)
+            goto retry;
         for (size_t i = 0; i < n; i++)
             if (ok[i])
                 result_from_reply(x, r[i].res, "DATA command");
-        goto quit;
+        goto out;
     }
+    content = true;
     netio_set_write_timeout(x->io, s->data_xfer_ms);
     bool local = false;
     strbuf_reset(&x->err);
-    if (smtpc_content_send(x->msg->qf, x->io, &x->err, &local) < 0) {
+    int sent;
+    if (x->msg->eightbit && !(x->feat & SMTPC_F_8BITMIME)) {
+        /* RFC 6152 section 3: convert (as Postfix does) rather than send
+         * 8-bit data to a server that did not ask for it. */
+        strbuf conv;
+        strbuf_init(&conv);
+        local = smtpc_mime_downgrade(x->msg->qf, &conv, &x->err) < 0;
+        sent = local ? -1 : smtpc_content_send_buf(&conv, x->io, &x->err);
+        strbuf_free(&conv);
+    } else {
+        sent = smtpc_content_send(x->msg->qf, x->io, &x->err, &local);
+    }
+    if (sent < 0) {
         if (local) {
             log_warning("%s: %s", x->msg->id, x->err.data);
             smtpc_result_set(&broken, DELIVERY_DEFERRED, "4.3.0",
@@ -391,127 +518,200 @@ static void transaction(struct sess *x, struct smtpc_rcpt *r, size_t n, bool utf
         }
         goto broken;
     }
-    if (read_reply(x, s->data_done_ms) < 0) {
+    if (smtpc_read_reply(x, s->data_done_ms) < 0) {
         fail_broken(x, &broken, "in reply to end of DATA command");
         goto broken;
     }
+    x->need_rset = false;
     for (size_t i = 0; i < n; i++)
         if (ok[i])
             result_from_reply(x, r[i].res, "end of DATA command");
-quit:
-    /* QUIT is a courtesy: its reply changes nothing. */
-    if (send_cmd(x, s->quit_ms, true, "QUIT") == 0)
-        read_reply(x, s->quit_ms);
     goto out;
 lost:
     x->timeout = netio_write_error(x->io) == ETIMEDOUT;
     fail_broken(x, &broken, "while sending a command");
 broken:
+    out = TX_BROKEN;
+    if (reused && !content)
+        goto retry;
     log_event(x->msg->id, "%s", broken.reason.data);
     set_unset(r, n, &broken);
+    goto out;
+retry:
+    /* A cached connection the server had given up (idle timeout, restart):
+     * nothing was delivered, so the message goes out on a new one. */
+    log_event(x->msg->id, "cached connection to %s:%d is no longer usable (%s); "
+              "using a new connection", x->peer.data, smtpc_addr_port(&x->t.addr),
+              x->closing ? "421" : x->err.data);
+    reset_results(r, n);
+    out = TX_RETRY;
 out:
     strbuf_free(&cmd);
     strbuf_free(&broken.reason);
     free(ok);
+    return out;
 }
 
-static void sess_close(struct sess *x)
+/* The checks that need the server's EHLO (SIZE, SMTPUTF8), then the
+ * transaction. */
+static enum tx send_message(struct smtpc_sess *x, struct smtpc_rcpt *r, size_t n)
 {
+    const struct smtpc_msg *m = x->msg;
+    x->uses++;
+    if (x->uses > 1)
+        log_event(m->id, "reusing the connection to %s:%d (conn_use=%d)", x->peer.data,
+                  smtpc_addr_port(&x->t.addr), x->uses);
+    if ((x->feat & SMTPC_F_SIZE) && x->size_max > 0 && m->qf->content_length > x->size_max) {
+        struct smtpc_result res;
+        smtpc_result_init(&res);
+        smtpc_result_set(&res, DELIVERY_BOUNCED, "5.3.4",
+                         "message size %" PRIu64 " exceeds size limit %" PRIu64
+                         " of server %s",
+                         m->qf->content_length, x->size_max, x->peer.data);
+        set_unset(r, n, &res);
+        strbuf_free(&res.reason);
+        return TX_CLEAN;
+    }
+    bool utf8 = needs_smtputf8(m, r, n);
+    if (utf8 && !(x->feat & SMTPC_F_SMTPUTF8)) {
+        struct smtpc_result res;
+        smtpc_result_init(&res);
+        smtpc_result_set(&res, DELIVERY_BOUNCED, "5.6.7",
+                         "SMTPUTF8 is required, but was not offered by host %s", x->peer.data);
+        set_unset(r, n, &res);
+        strbuf_free(&res.reason);
+        return TX_CLEAN;
+    }
+    return transaction(x, r, n, utf8);
+}
+
+void smtpc_sess_end(struct smtpc_sess *x, bool quit, int quit_ms)
+{
+    if (quit && x->io && !x->broken && !netio_write_error(x->io) &&
+        smtpc_send_cmd(x, quit_ms, true, "QUIT") == 0)
+        smtpc_read_reply(x, quit_ms); /* a courtesy: the reply changes nothing */
     if (x->tls)
         tls_conn_shutdown(x->tls, 1000);
     netio_free(&x->io);
     tls_conn_free(&x->tls);
     if (x->fd >= 0)
         close(x->fd);
+    free(x->t.host);
+    strbuf_free(&x->peer);
+    strbuf_free(&x->err);
+    strbuf_free(&x->auth_mechs);
+    strbuf_free(&x->key);
+    smtp_reply_free(&x->rep);
+    free(x);
+}
+
+/* After a message: keep the connection for the next one (RSET first when
+ * the transaction was aborted), or close it. */
+static void finish(struct smtpc_sess *x, enum tx t)
+{
+    const struct smtpc_settings *s = x->s;
+    bool keep = t == TX_CLEAN && !x->closing && s->cache_ms > 0 &&
+                (s->reuse_limit <= 0 || x->uses < s->reuse_limit);
+    if (keep && x->need_rset) {
+        keep = smtpc_send_cmd(x, s->rset_ms, true, "RSET") == 0 &&
+               smtpc_read_reply(x, s->rset_ms) == 0 && x->rep.code / 100 == 2;
+        x->need_rset = false;
+    }
+    if (!keep) {
+        smtpc_sess_end(x, t == TX_CLEAN, s->quit_ms);
+        return;
+    }
+    x->msg = NULL;
+    x->dest = NULL;
+    smtpc_cache_put(x);
+}
+
+static struct smtpc_sess *sess_new(const struct smtpc_settings *s, const struct smtpc_msg *m,
+                                   const struct smtpc_dest *dest, const struct smtpc_target *t)
+{
+    struct smtpc_sess *x = xcalloc(1, sizeof(*x));
+    x->s = s;
+    x->msg = m;
+    x->dest = dest;
+    x->t.host = xstrdup(t->host);
+    x->t.addr = t->addr;
     x->fd = -1;
+    strbuf_init(&x->peer);
+    strbuf_init(&x->err);
+    strbuf_init(&x->auth_mechs);
+    strbuf_init(&x->key);
+    smtp_reply_init(&x->rep);
+    strbuf_printf(&x->peer, "%s[", t->host);
+    smtpc_addr_text(&t->addr, &x->peer);
+    strbuf_appendc(&x->peer, ']');
+    smtpc_cache_key(t, dest, &x->key);
+    return x;
 }
 
 /* One address: 1 when the session decided every recipient, 0 to try the next
  * address (*fail says why this one did not work). */
 static int attempt(const struct smtpc_settings *s, const struct smtpc_msg *m,
-                   const struct smtpc_target *t, struct smtpc_rcpt *r, size_t n,
-                   struct smtpc_result *fail)
+                   const struct smtpc_dest *dest, const struct smtpc_target *t,
+                   struct smtpc_rcpt *r, size_t n, struct smtpc_result *fail)
 {
-    struct sess x;
-    memset(&x, 0, sizeof(x));
-    x.s = s;
-    x.msg = m;
-    x.t = t;
-    x.fd = -1;
-    strbuf_init(&x.peer);
-    strbuf_init(&x.err);
-    smtp_reply_init(&x.rep);
-    strbuf_printf(&x.peer, "%s[", t->host);
-    smtpc_addr_text(&t->addr, &x.peer);
-    strbuf_appendc(&x.peer, ']');
-    int decided = 0;
-
-    x.fd = smtpc_connect(&t->addr, s->connect_ms, &x.err);
-    if (x.fd < 0) {
-        smtpc_result_set(fail, DELIVERY_DEFERRED, "4.4.1", "connect to %s:%d: %s", x.peer.data,
-                         smtpc_addr_port(&t->addr), x.err.data);
-        goto out;
+    struct smtpc_sess *x = sess_new(s, m, dest, t);
+    x->fd = smtpc_connect(&t->addr, s->connect_ms, &x->err);
+    if (x->fd < 0) {
+        smtpc_result_set(fail, DELIVERY_DEFERRED, "4.4.1", "connect to %s:%d: %s", x->peer.data,
+                         smtpc_addr_port(&t->addr), x->err.data);
+        goto failed;
     }
-    x.io = netio_new(x.fd);
-    if (read_reply(&x, s->helo_ms) < 0) {
-        fail_broken(&x, fail, "while receiving the initial server greeting");
-        goto out;
+    x->io = netio_new(x->fd);
+    if (smtpc_read_reply(x, s->helo_ms) < 0) {
+        fail_broken(x, fail, "while receiving the initial server greeting");
+        goto failed;
     }
-    if (x.rep.code / 100 != 2) {
-        fail_from_reply(&x, fail, "refused to talk to me", "the initial server greeting");
-        send_cmd(&x, s->quit_ms, true, "QUIT");
-        goto out;
+    if (x->rep.code / 100 != 2) {
+        fail_from_reply(x, fail, "refused to talk to me", "the initial server greeting");
+        smtpc_send_cmd(x, s->quit_ms, true, "QUIT");
+        x->broken = true; /* QUIT sent already; its reply is not awaited */
+        goto failed;
     }
-    if (hello(&x, fail) < 0 || starttls(&x, fail) < 0) {
-        if (!x.broken && !netio_write_error(x.io) && send_cmd(&x, s->quit_ms, true, "QUIT") == 0)
-            read_reply(&x, s->quit_ms);
-        goto out;
-    }
-    decided = 1;
-    if ((x.feat & F_SIZE) && x.size_max > 0 && m->qf->content_length > x.size_max) {
-        struct smtpc_result res;
-        smtpc_result_init(&res);
-        smtpc_result_set(&res, DELIVERY_BOUNCED, "5.3.4",
-                         "message size %" PRIu64 " exceeds size limit %" PRIu64
-                         " of server %s",
-                         m->qf->content_length, x.size_max, x.peer.data);
-        set_unset(r, n, &res);
-        strbuf_free(&res.reason);
-        if (send_cmd(&x, s->quit_ms, true, "QUIT") == 0)
-            read_reply(&x, s->quit_ms);
-        goto out;
-    }
-    bool utf8 = needs_smtputf8(m, r, n);
-    if (utf8 && !(x.feat & F_SMTPUTF8)) {
-        struct smtpc_result res;
-        smtpc_result_init(&res);
-        smtpc_result_set(&res, DELIVERY_BOUNCED, "5.6.7",
-                         "SMTPUTF8 is required, but was not offered by host %s", x.peer.data);
-        set_unset(r, n, &res);
-        strbuf_free(&res.reason);
-        if (send_cmd(&x, s->quit_ms, true, "QUIT") == 0)
-            read_reply(&x, s->quit_ms);
-        goto out;
-    }
-    transaction(&x, r, n, utf8);
-out:
-    if (!decided && fail->set)
-        log_event(m->id, "%s", fail->reason.data);
-    sess_close(&x);
-    strbuf_free(&x.peer);
-    strbuf_free(&x.err);
-    smtp_reply_free(&x.rep);
-    return decided;
+    if (hello(x, fail) < 0 || starttls(x, fail) < 0 || smtpc_auth(x, fail) < 0)
+        goto failed;
+    finish(x, send_message(x, r, n));
+    return 1;
+failed:
+    log_event(m->id, "%s", fail->reason.data);
+    smtpc_sess_end(x, true, s->quit_ms);
+    return 0;
 }
 
 void smtpc_deliver(const struct smtpc_settings *s, const struct smtpc_msg *msg,
-                   const struct smtpc_route *route, struct smtpc_rcpt *rcpts, size_t n)
+                   const struct smtpc_dest *dest, const struct smtpc_route *route,
+                   struct smtpc_rcpt *rcpts, size_t n)
 {
     struct smtpc_result fail;
     smtpc_result_init(&fail);
     bool done = false;
+    /* A cached connection to any address of the route first: it was the
+     * best working choice for this next hop a moment ago. */
+    strbuf key;
+    strbuf_init(&key);
+    for (size_t i = 0; i < route->n && !done; i++) {
+        strbuf_reset(&key);
+        smtpc_cache_key(&route->t[i], dest, &key);
+        struct smtpc_sess *x = smtpc_cache_take(key.data);
+        if (x == NULL)
+            continue;
+        x->msg = msg;
+        x->dest = dest;
+        enum tx t = send_message(x, rcpts, n);
+        if (t == TX_RETRY) {
+            smtpc_sess_end(x, false, 0);
+            break;
+        }
+        finish(x, t);
+        done = true;
+    }
+    strbuf_free(&key);
     for (size_t i = 0; i < route->n && !done; i++)
-        done = attempt(s, msg, &route->t[i], rcpts, n, &fail);
+        done = attempt(s, msg, dest, &route->t[i], rcpts, n, &fail);
     if (!done) {
         if (!fail.set)
             smtpc_result_set(&fail, DELIVERY_DEFERRED, "4.4.1", "no next-hop address to try");

@@ -11,7 +11,11 @@
  * lookups), route.c (a domain's ordered list of addresses to try, loop
  * detection), connect.c (TCP connect with a timeout, "is this myself"),
  * reply.c (the reply parser), content.c (the message with dot-stuffing),
- * session.c (the ESMTP dialogue with one destination).
+ * mime.c (8-bit to 7-bit MIME downgrade), dest.c (transport_maps,
+ * smtp_tls_policy_maps, smtp_sasl_password_maps: what applies to one
+ * destination), session.c (the ESMTP dialogue with one destination, on a
+ * new or a cached connection), auth.c (SASL AUTH PLAIN/LOGIN), cache.c (open connections
+ * kept for the next message to the same next hop).
  */
 #ifndef PETREL_SMTPC_H
 #define PETREL_SMTPC_H
@@ -30,6 +34,7 @@
 
 struct config;
 struct queue_file;
+struct map_list;
 
 /* The longest reason text sent back to qmgr (the protocol has no CR/LF). */
 #define SMTPC_REASON_MAX 1000
@@ -43,6 +48,16 @@ struct queue_file;
 #define SMTPC_DNS_DEADLINE_MS 15000
 /* Most addresses tried for one destination (Postfix: smtp_mx_address_limit). */
 #define SMTPC_MAX_ADDRS 10
+/* Most idle connections one process keeps open for reuse. */
+#define SMTPC_CACHE_MAX 8
+
+/* A lookup table list (transport_maps, ...) opened lazily: spec is the
+ * parameter's value, name the parameter (both for messages). */
+struct smtpc_table {
+    const char *name;
+    char *spec;            /* "" = no table */
+    struct map_list *ml;   /* NULL until opened */
+};
 
 struct smtpc_settings {
     char *queue_dir;
@@ -57,6 +72,12 @@ struct smtpc_settings {
     SSL_CTX *tls_ctx;    /* NULL when TLS is off or could not be set up */
     int *own_ports;      /* TCP ports this instance listens on (services.conf) */
     size_t n_own_ports;
+    int rset_ms;         /* smtp_rset_timeout */
+    int cache_ms;        /* smtp_connection_cache_time_limit; 0 = no reuse */
+    int reuse_limit;     /* smtp_connection_reuse_count_limit; 0 = no limit */
+    struct smtpc_table transport, tls_policy, sasl_passwords;
+    bool sasl_enable;    /* smtp_sasl_auth_enable */
+    bool sasl_tls_only;  /* smtp_sasl_tls_only */
 };
 
 void smtpc_settings_load(struct smtpc_settings *s, struct config *cfg, const char *config_dir);
@@ -116,6 +137,31 @@ enum dns_outcome dns_lookup_addrs(struct dns *d, const char *host, int family, i
  * separated labels of 1..63 bytes, at most 253 bytes, no leading '-'). */
 bool dns_valid_hostname(const char *name);
 
+/* ---- dest.c ---- */
+
+/* What applies to the recipients of one domain, from relayhost and the
+ * tables. */
+struct smtpc_dest {
+    const char *domain;
+    strbuf nexthop;          /* "" = the domain's MX; else "[host]:port", "host", ... */
+    enum tls_level tls_level;
+    strbuf tls_match;        /* verify: "name:name" (literal names, "hostname",
+                              * "nexthop"); "" = the MX host name */
+    strbuf sasl_user, sasl_pass; /* empty user: no AUTH */
+};
+void smtpc_dest_init(struct smtpc_dest *d);
+void smtpc_dest_free(struct smtpc_dest *d);
+/* Fills d for domain: transport_maps (next hop, or error:/retry:/discard:),
+ * relayhost, smtp_tls_policy_maps, smtp_sasl_password_maps. Returns 0 when
+ * the mail goes out by SMTP, or -1 with *fail set: the table decided
+ * (error: bounces, discard: counts as sent) or a table is broken or holds
+ * something unsupported (deferred, never sent with a weaker policy). */
+int smtpc_dest_resolve(struct smtpc_settings *s, const char *domain, struct smtpc_dest *d,
+                       struct smtpc_result *fail);
+/* Parses a next hop "[host]:port", "[host]", "host:port", "host". 0, or -1
+ * for a malformed one (empty host, bad port). */
+int smtpc_parse_nexthop(const char *nh, int defport, strbuf *host, int *port, bool *mx);
+
 /* ---- route.c ---- */
 
 struct smtpc_target {
@@ -128,12 +174,13 @@ struct smtpc_route {
     size_t n;
 };
 
-/* The addresses to try for domain, best first (relayhost, or MX by
- * preference with random order among equals, or the domain's own address).
- * Returns 0 with a non-empty route, or -1 with *fail set (bounced for
- * NXDOMAIN, null MX and mail that loops back to this host; deferred for
- * temporary DNS failures). */
-int smtpc_route(const struct smtpc_settings *s, struct dns *d, const char *domain,
+/* The addresses to try for dest's domain, best first (the next hop, or MX
+ * by preference with random order among equals, or the domain's own
+ * address); dest->nexthop (relayhost or transport_maps) replaces the
+ * domain when set. Returns 0 with a non-empty route, or -1 with *fail set
+ * (bounced for NXDOMAIN, null MX and mail that loops back to this host;
+ * deferred for temporary DNS failures and a malformed next hop). */
+int smtpc_route(const struct smtpc_settings *s, struct dns *d, const struct smtpc_dest *dest,
                 struct smtpc_route *route, struct smtpc_result *fail);
 void smtpc_route_free(struct smtpc_route *route);
 
@@ -180,6 +227,17 @@ int smtpc_content_scan(struct queue_file *qf, bool *eightbit_r, strbuf *err);
  * through io (the write timeout applies per block). -1 with err on a queue
  * file read error (*local_r true) or a network write error. */
 int smtpc_content_send(struct queue_file *qf, struct netio *io, strbuf *err, bool *local_r);
+/* The same for content already in memory (a downgraded message). */
+int smtpc_content_send_buf(const strbuf *content, struct netio *io, strbuf *err);
+
+/* ---- mime.c ---- */
+
+/* The message converted to 7 bits for a server without 8BITMIME (RFC 6152
+ * section 3): 8-bit MIME parts become quoted-printable, a message without
+ * MIME headers gets them. -1 with err on a queue file read error. */
+int smtpc_mime_downgrade(struct queue_file *qf, strbuf *out, strbuf *err);
+/* The conversion itself, on a message in memory (out is replaced). */
+void smtpc_mime_convert(const char *msg, size_t n, strbuf *out);
 
 /* ---- session.c ---- */
 
@@ -197,9 +255,77 @@ struct smtpc_msg {
     bool eightbit;
 };
 
+/* One SMTP connection, kept between messages by cache.c. */
+struct smtpc_sess {
+    const struct smtpc_settings *s;
+    const struct smtpc_msg *msg;    /* the message being sent (for logs) */
+    const struct smtpc_dest *dest;  /* the destination being served */
+    struct smtpc_target t;          /* own copy of the address */
+    int fd;
+    struct netio *io;
+    struct tls_conn *tls;
+    strbuf peer;      /* "mx.b.org[10.0.0.2]" */
+    unsigned feat;    /* SMTPC_F_* from EHLO */
+    uint64_t size_max;
+    strbuf auth_mechs; /* " PLAIN LOGIN " from the AUTH keyword */
+    struct smtp_reply rep;
+    strbuf err;
+    bool timeout;
+    bool broken;      /* a read failed: the stream is out of step, no QUIT */
+    bool closing;     /* the server said 421: it is closing, no reuse */
+    bool need_rset;   /* a transaction was aborted: RSET before reuse */
+    strbuf key;       /* cache key: address, port, TLS policy, SASL user */
+    int uses;         /* transactions started on this connection */
+    long long idle_since_ms;
+};
+
+enum {
+    SMTPC_F_PIPELINING = 0x01,
+    SMTPC_F_SIZE = 0x02,
+    SMTPC_F_8BITMIME = 0x04,
+    SMTPC_F_SMTPUTF8 = 0x08,
+    SMTPC_F_DSN = 0x10,
+    SMTPC_F_STARTTLS = 0x20,
+    SMTPC_F_AUTH = 0x40,
+};
+
 /* Delivers msg to the recipients of one domain through the route's
- * addresses, setting every recipient's result. */
+ * addresses (or a cached connection to one of them), setting every
+ * recipient's result. */
 void smtpc_deliver(const struct smtpc_settings *s, const struct smtpc_msg *msg,
-                   const struct smtpc_route *route, struct smtpc_rcpt *rcpts, size_t n);
+                   const struct smtpc_dest *dest, const struct smtpc_route *route,
+                   struct smtpc_rcpt *rcpts, size_t n);
+/* Ends a session: QUIT (when quit and the stream is in step; its reply
+ * awaited at most quit_ms), TLS close_notify, close, free. */
+void smtpc_sess_end(struct smtpc_sess *x, bool quit, int quit_ms);
+/* Sends one command line (flushed unless batching). -1 with x->err set. */
+int smtpc_send_cmd(struct smtpc_sess *x, int timeout_ms, bool flush, const char *cmd);
+/* Reads a reply into x->rep. -1 with x->err set and x->broken. */
+int smtpc_read_reply(struct smtpc_sess *x, int timeout_ms);
+
+/* ---- auth.c ---- */
+
+/* AUTH with dest's credentials when the server offers AUTH: PLAIN, else
+ * LOGIN. Refuses (4.7.0) to send a password without TLS unless
+ * smtp_sasl_tls_only = no. 0 (authenticated, or nothing to do), or -1 with
+ * *fail set. The password never reaches a log or a reason. */
+int smtpc_auth(struct smtpc_sess *x, struct smtpc_result *fail);
+
+/* ---- cache.c ---- */
+
+/* The cache key of a connection to t for dest. */
+void smtpc_cache_key(const struct smtpc_target *t, const struct smtpc_dest *dest, strbuf *key);
+/* Takes the cached connection with this key out of the cache when it is
+ * still usable (nothing to read, no EOF), else NULL (a dead one is closed). */
+struct smtpc_sess *smtpc_cache_take(const char *key);
+/* Keeps a session whose transaction ended cleanly for the next message
+ * (evicting the oldest one beyond SMTPC_CACHE_MAX). */
+void smtpc_cache_put(struct smtpc_sess *x);
+/* Closes (with QUIT) the connections idle longer than
+ * smtp_connection_cache_time_limit; returns the ms until the next one
+ * expires, or -1 when the cache is empty. */
+int smtpc_cache_expire(void);
+/* Closes every cached connection with QUIT (process exit). */
+void smtpc_cache_close_all(void);
 
 #endif

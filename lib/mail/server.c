@@ -181,7 +181,11 @@ static void accept_loop(struct server_ctx *ctx, const struct server_ops *ops, lo
         long left = max_idle > 0 ? max_idle - (long)(now - last) : -1;
         if (max_idle > 0 && left <= 0)
             break; /* idle too long: master starts another process when needed */
-        int rc = poll(pfd, (nfds_t)npoll, left > 0 ? (int)(left * 1000) : -1);
+        int wait_ms = left > 0 ? (int)(left * 1000) : -1;
+        int wake_ms = ops->wakeup ? ops->wakeup(ctx) : -1;
+        if (wake_ms >= 0 && (wait_ms < 0 || wake_ms < wait_ms))
+            wait_ms = wake_ms;
+        int rc = poll(pfd, (nfds_t)npoll, wait_ms);
         if (rc < 0) {
             if (errno == EINTR)
                 continue;

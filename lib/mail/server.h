@@ -73,6 +73,11 @@ struct server_ops {
     void (*serve)(struct server_ctx *ctx, int fd);
     /* SERVER_DAEMON: run until server_stopping() says stop. */
     void (*run)(struct server_ctx *ctx);
+    /* SERVER_ACCEPT, optional (NULL): called before each wait for a client;
+     * returns how many ms the service wants to wait at most before it is
+     * called again (-1: no wish). smtp-client closes its cached connections
+     * this way when they expire while no client comes. */
+    int (*wakeup)(struct server_ctx *ctx);
 };
 
 /*
