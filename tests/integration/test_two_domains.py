@@ -23,7 +23,8 @@ import subprocess
 import time
 import unittest
 
-from petrel_instance import REPO, Instance, ensure_users, is_root
+from netns import delete_namespaces, have_netns, make_network, sh, start_dnsmasq
+from petrel_instance import REPO, Instance, ensure_users
 
 TLS = os.path.join(REPO, "tests", "fixtures", "tls")
 ALICE_PW = "alice-pw-2"
@@ -31,18 +32,6 @@ ALICE_PW = "alice-pw-2"
 NET = "10.77.0."
 HOSTS = {"dns": 53, "a": 10, "b": 20, "client": 30}
 USERS = ("ptdalice", "ptdbob")
-
-
-def have_netns():
-    if not is_root() or shutil.which("ip") is None or shutil.which("dnsmasq") is None:
-        return False
-    r = subprocess.run(["ip", "netns", "add", "ptd-probe-%d" % os.getpid()], capture_output=True)
-    subprocess.run(["ip", "netns", "del", "ptd-probe-%d" % os.getpid()], capture_output=True)
-    return r.returncode == 0
-
-
-def sh(*cmd):
-    subprocess.run(cmd, check=True, capture_output=True)
 
 
 @unittest.skipUnless(have_netns(), "needs root, ip netns and dnsmasq")
@@ -66,19 +55,7 @@ class TwoDomainTest(unittest.TestCase):
         self.start_petrel("b", "b.org", USERS[1])
 
     def make_network(self):
-        sh("ip", "netns", "add", self.ns["hub"])
-        sh("ip", "-n", self.ns["hub"], "link", "add", "br0", "type", "bridge")
-        sh("ip", "-n", self.ns["hub"], "link", "set", "br0", "up")
-        for host, last in HOSTS.items():
-            ns = self.ns[host]
-            sh("ip", "netns", "add", ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-            sh("ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "p-" + host,
-               "netns", self.ns["hub"])
-            sh("ip", "-n", ns, "addr", "add", NET + "%d/24" % last, "dev", "eth0")
-            sh("ip", "-n", ns, "link", "set", "eth0", "up")
-            sh("ip", "-n", self.ns["hub"], "link", "set", "p-" + host, "master", "br0")
-            sh("ip", "-n", self.ns["hub"], "link", "set", "p-" + host, "up")
+        make_network(self.ns, HOSTS, NET)
 
     def start_dns(self):
         records = []
@@ -87,13 +64,8 @@ class TwoDomainTest(unittest.TestCase):
                         "--host-record=mx.%s,%s%d" % (dom, NET, HOSTS[host])]
         # b.org's preferred MX is a host that does not answer.
         records += ["--mx-host=b.org,mx0.b.org,5", "--host-record=mx0.b.org,%s99" % NET]
-        p = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns["dns"], "dnsmasq", "--no-daemon",
-             "--listen-address=" + NET + "53", "--bind-interfaces", "--no-resolv", "--no-hosts",
-             "--conf-file=/dev/null", "--local=/org/", "--pid-file=", "--user=root"] + records,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p = start_dnsmasq(self.ns["dns"], NET + "53", records)
         self.procs.append(p)
-        time.sleep(0.5)
         self.assertIsNone(p.poll(), "dnsmasq did not start")
 
     def start_petrel(self, host, domain, user):
@@ -142,8 +114,7 @@ class TwoDomainTest(unittest.TestCase):
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 p.kill()
-        for ns in self.ns.values():
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        delete_namespaces(self.ns)
         for u in USERS:
             subprocess.run(["userdel", "-r", u], capture_output=True)
         shutil.rmtree(getattr(self, "homes", "/nonexistent-ptd"), ignore_errors=True)
