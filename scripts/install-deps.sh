@@ -12,7 +12,9 @@ set -eu
 # which --no-install-recommends leaves out; dnsmasq-base, the dnsmasq binary without
 # its system service, serves MX records to smtp-client's tests; libpam-wrapper
 # lets the auth tests drive PAM failure paths without touching /etc/pam.d;
-# msmtp is the mail program a user configures to send through submission).
+# msmtp is the mail program a user configures to send through submission;
+# fetchmail and getmail6 download mailboxes over POP3 in pop3d's tests; postfix is
+# the real MTA that test_postfix_interop exchanges mail with, and bench/run's rival).
 PACKAGES="
 gcc make cmake pkg-config
 libssl-dev libc-ares-dev libdb-dev libpam0g-dev libcrypt-dev libcmocka-dev
@@ -21,6 +23,8 @@ mailutils
 dnsmasq-base
 libpam-wrapper
 msmtp
+fetchmail getmail6
+postfix
 "
 
 missing=""
@@ -41,6 +45,14 @@ else
 fi
 echo "install-deps: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
+case " $missing " in
+*" postfix "*)
+    # "No configuration": the package writes no /etc/postfix/main.cf, so it starts no
+    # system Postfix (its service needs main.cf) and nothing holds the host's port 25;
+    # the tests run their own instances with their own configuration directories.
+    echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+    ;;
+esac
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing

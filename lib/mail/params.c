@@ -126,6 +126,22 @@ const struct config_def petrel_params[] = {
      "PEM file of CA certificates the SMTP client trusts; empty = the system's trust store"},
     {"smtp_tls_CApath", "", S, 0, 0,
      "directory of hashed CA certificates the SMTP client trusts; empty = the system's"},
+    {"smtp_tls_policy_maps", "", L, 0, 0,
+     "tables of next hop (domain, .parent, [host]:port) -> TLS policy (none, may, encrypt, "
+     "verify [match=name:name]) that overrides smtp_tls_security_level"},
+    {"smtp_rset_timeout", "20s", T, 1, 0,
+     "time limit for the RSET reply before a connection is kept for reuse"},
+    {"smtp_connection_cache_time_limit", "2s", T, 0, 300,
+     "how long the SMTP client keeps an idle connection open for the next message to the "
+     "same next hop; 0 = no connection reuse"},
+    {"smtp_connection_reuse_count_limit", "100", I, 0, 0,
+     "most messages sent over one SMTP client connection; 0 = no limit"},
+    {"smtp_sasl_auth_enable", "no", B, 0, 0,
+     "authenticate to servers that have an entry in smtp_sasl_password_maps"},
+    {"smtp_sasl_password_maps", "", L, 0, 0,
+     "tables of next hop ([host]:port, host or domain) -> user:password for SMTP AUTH"},
+    {"smtp_sasl_tls_only", "yes", B, 0, 0,
+     "send SMTP AUTH credentials over TLS-protected connections only (else the mail waits)"},
 
     /* Queue manager. */
     {"maximal_queue_lifetime", "5d", T, 0, 0,
@@ -138,7 +154,7 @@ const struct config_def petrel_params[] = {
     {"delay_warning_time", "0h", T, 0, 0,
      "when to tell the sender that a message is delayed; 0 = never"},
     {"local_destination_concurrency_limit", "2", I, 1, 1000,
-     "most deliveries in progress at once through the local transport"},
+     "most local deliveries in progress at once for one recipient (or domain)"},
     {"default_destination_concurrency_limit", "20", I, 1, 1000,
      "most deliveries in progress at once through any other transport"},
     {"local_destination_recipient_limit", "1", I, 1, 1000,
@@ -189,6 +205,23 @@ const struct config_def petrel_params[] = {
      "longest delay of a failed login reply, in milliseconds"},
     {"auth_token_lifetime", "60s", T, 1, 3600,
      "how long a one-time token of the POP3/IMAP login hand-off can be redeemed"},
+
+    /* POP3 (and later IMAP) login processes and sessions (docs/pop3.md). */
+    {"login_plaintext_loopback", "yes", B, 0, 0,
+     "login processes accept plaintext passwords without TLS from loopback clients"},
+    {"login_timeout", "120s", T, 1, 3600,
+     "how long a login process waits for each command before the client logs in"},
+    {"login_relay_timeout", "15m", T, 1, 86400,
+     "idle time after which a login process ends a TLS session it relays"},
+    {"login_max_line", "2048", I, 64, 65536,
+     "longest command line, in bytes, a login process accepts (AUTH responses included)"},
+    {"login_max_bad_commands", "10", I, 1, 1000,
+     "bad commands after which a login process closes the connection"},
+    {"pop3_timeout", "10m", T, 1, 86400,
+     "how long a POP3 session waits for the next command once logged in (RFC 1939: >= 10m)"},
+    {"pop3_max_line", "512", I, 64, 65536, "longest POP3 command line, in bytes, once logged in"},
+    {"pop3_max_bad_commands", "20", I, 1, 1000,
+     "bad commands after which a POP3 session ends (without applying deletions)"},
 
     /* Processes and logging. */
     {"default_process_limit", "100", I, 1, 0,
