@@ -151,7 +151,10 @@ class Pop3Test(unittest.TestCase):
                 os.makedirs(d, 0o700)
                 os.chown(d, pw.pw_uid, pw.pw_gid)
         self._seq = getattr(self, "_seq", 0) + 1
-        name = "%d.M%dP%dQ%d.test" % (time.time(), time.time_ns() % 1000000, os.getpid(), self._seq)
+        # One clock reading: seconds and microseconds of the same instant, so
+        # two messages put in one second keep their order (as delivery names do).
+        ns = time.time_ns()
+        name = "%d.M%dP%dQ%d.test" % (ns // 10**9, (ns // 1000) % 10**6, os.getpid(), self._seq)
         path = os.path.join(md, "new", name)
         with open(path, "wb") as f:
             f.write(data)
