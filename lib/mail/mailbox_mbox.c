@@ -21,7 +21,7 @@
  * listing is read under an fcntl read lock, so a delivery in progress (it
  * holds the write lock) is never half seen. The commit takes the same
  * locks mbox.c takes for an append, dot-lock "<path>.lock" then an fcntl
- * write lock (the same code as mbox.c's static helpers; to be shared), and
+ * write lock (one protocol, mbox_lock.c), and
  * checks the file is still the one listed: same inode, not shorter, the
  * listed bytes unchanged (SHA-256 again), and anything appended since
  * starting with a From_ line. Mail appended since the listing is kept.
@@ -34,6 +34,7 @@
  * one). Then fsync, truncate, fsync.
  */
 #include "mail/mailbox_int.h"
+#include "mail/mbox_lock.h"
 #include "util/log.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
@@ -54,71 +55,19 @@
 #define LOCK_WAIT 10       /* seconds, as mbox.c's default */
 #define STALE_LOCK_AGE 300 /* seconds, as mbox.c's default */
 
-/* ---- locks ---- */
+/* ---- locks: the writer's protocol, mbox_lock.h ---- */
 
-/* fcntl lock of the whole file (type F_RDLCK, F_WRLCK or F_UNLCK),
- * retried until LOCK_WAIT seconds have passed. */
 static int fcntl_lock(struct mailbox *mb, short type, strbuf *err)
 {
-    time_t deadline = time(NULL) + LOCK_WAIT;
-    for (;;) {
-        struct flock fl;
-        memset(&fl, 0, sizeof(fl));
-        fl.l_type = type;
-        fl.l_whence = SEEK_SET;
-        if (fcntl(mb->fd, F_SETLK, &fl) == 0)
-            return 0;
-        if (errno != EACCES && errno != EAGAIN && errno != EINTR) {
-            mailbox_err(err, "%s: cannot lock: %s", mb->path, strerror(errno));
-            return -1;
-        }
-        if (time(NULL) >= deadline) {
-            mailbox_err(err, "%s: mailbox is locked by another process (waited %d s)",
-                        mb->path, LOCK_WAIT);
-            return -1;
-        }
-        usleep(200 * 1000);
-    }
+    return mbox_fcntl_lock(mb->fd, mb->path, type, LOCK_WAIT, err);
 }
 
-/* The dot-lock "<path>.lock". *lock_r is the file to remove afterwards,
- * NULL when none could be made because the directory is not writable to us
- * (then delivery, which needs the same, cannot run either). */
+/* *lock_r is the dot-lock to remove afterwards, NULL when the directory is
+ * not writable to us (then delivery, which needs the same, cannot run
+ * either). */
 static int dotlock(struct mailbox *mb, char **lock_r, strbuf *err)
 {
-    strbuf lp;
-    time_t deadline = time(NULL) + LOCK_WAIT;
-    *lock_r = NULL;
-    strbuf_init(&lp);
-    strbuf_printf(&lp, "%s.lock", mb->path);
-    for (;;) {
-        struct stat st;
-        int fd = open(lp.data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            close(fd);
-            *lock_r = strbuf_detach(&lp, NULL);
-            return 0;
-        }
-        if (errno == EACCES || errno == EROFS) {
-            strbuf_free(&lp);
-            return 0;
-        }
-        if (errno != EEXIST) {
-            mailbox_err(err, "%s: cannot create lock file: %s", lp.data, strerror(errno));
-            strbuf_free(&lp);
-            return -1;
-        }
-        if (lstat(lp.data, &st) == 0 && time(NULL) - st.st_mtime > STALE_LOCK_AGE &&
-            (unlink(lp.data) == 0 || errno == ENOENT))
-            continue; /* left by a crash */
-        if (time(NULL) >= deadline) {
-            mailbox_err(err, "%s: mailbox is locked (lock file %s exists; waited %d s)",
-                        mb->path, lp.data, LOCK_WAIT);
-            strbuf_free(&lp);
-            return -1;
-        }
-        usleep(200 * 1000);
-    }
+    return mbox_dotlock_take(mb->path, LOCK_WAIT, STALE_LOCK_AGE, true, lock_r, err);
 }
 
 /* ---- I/O helpers ---- */

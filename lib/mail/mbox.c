@@ -8,6 +8,7 @@
  * that honour the locks never see a partial message.
  */
 #include "mail/mbox.h"
+#include "mail/mbox_lock.h"
 #include "mail/maildir.h" /* crlf_filter */
 #include "util/strbuf.h"
 #include "util/xalloc.h"
@@ -85,65 +86,20 @@ static int errno_code(int e)
     return (e == ENOSPC || e == EDQUOT || e == EFBIG) ? MBOX_FULL : MBOX_TEMP;
 }
 
-/* ---- locks ---- */
+/* ---- locks (mbox_lock.c: the one protocol the reader shares) ---- */
 
-/* The dot-lock: <path>.lock created exclusively; a stale one is removed. */
 static int take_dotlock(struct mbox *m, const struct mbox_options *o, strbuf *err)
 {
-    strbuf lp;
-    strbuf_init(&lp);
-    strbuf_printf(&lp, "%s.lock", m->path);
-    time_t deadline = time(NULL) + (o->lock_wait > 0 ? o->lock_wait : 0);
-    for (;;) {
-        int fd = open(lp.data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            close(fd);
-            m->lock_path = strbuf_detach(&lp, NULL);
-            return MBOX_OK;
-        }
-        if (errno != EEXIST) {
-            set_err(err, "%s: cannot create lock file: %s", lp.data, strerror(errno));
-            strbuf_free(&lp);
-            return MBOX_TEMP;
-        }
-        struct stat st;
-        if (lstat(lp.data, &st) == 0 && o->stale_lock_age > 0 &&
-            time(NULL) - st.st_mtime > o->stale_lock_age) {
-            /* Left by a crashed writer: remove it and try again at once. */
-            if (unlink(lp.data) == 0 || errno == ENOENT)
-                continue;
-        }
-        if (time(NULL) >= deadline) {
-            set_err(err, "%s: mailbox is locked (lock file %s exists; waited %d s)", m->path,
-                    lp.data, o->lock_wait);
-            strbuf_free(&lp);
-            return MBOX_TEMP;
-        }
-        usleep(200 * 1000);
-    }
+    return mbox_dotlock_take(m->path, o->lock_wait, o->stale_lock_age, false, &m->lock_path,
+                             err) == 0
+               ? MBOX_OK
+               : MBOX_TEMP;
 }
 
 static int take_fcntl_lock(struct mbox *m, const struct mbox_options *o, strbuf *err)
 {
-    time_t deadline = time(NULL) + (o->lock_wait > 0 ? o->lock_wait : 0);
-    for (;;) {
-        struct flock fl;
-        memset(&fl, 0, sizeof(fl));
-        fl.l_type = F_WRLCK;
-        fl.l_whence = SEEK_SET;
-        if (fcntl(m->fd, F_SETLK, &fl) == 0)
-            return MBOX_OK;
-        if (errno != EACCES && errno != EAGAIN && errno != EINTR) {
-            set_err(err, "%s: cannot lock: %s", m->path, strerror(errno));
-            return MBOX_TEMP;
-        }
-        if (time(NULL) >= deadline) {
-            set_err(err, "%s: mailbox is locked by another process (waited %d s)", m->path,
-                    o->lock_wait);
-            return MBOX_TEMP;
-        }
-        usleep(200 * 1000);
-    }
+    return mbox_fcntl_lock(m->fd, m->path, F_WRLCK, o->lock_wait, err) == 0 ? MBOX_OK
+                                                                           : MBOX_TEMP;
 }
 
 /* ---- open ---- */
