@@ -35,6 +35,12 @@ struct smtp_service_settings {
      * by that user); NULL: no TLS. */
     SSL_CTX *tls_ctx;
     int starttls_timeout_ms;  /* the whole handshake */
+    /* Client names (smtpd_peername_lookup): forward-confirmed reverse DNS
+     * through dns_servers (empty: resolv.conf), the whole lookup bounded by
+     * smtpd_client_dns_timeout. */
+    bool peername_lookup;
+    char *dns_servers;
+    int client_dns_timeout_ms;
 };
 
 /* smtp_service_settings_load: reads petrel.conf (with the service's -o
@@ -51,7 +57,8 @@ struct smtp_conn {
     const struct smtp_service_settings *settings;
     int fd;
     char client_addr[64];     /* "192.0.2.1"; "127.0.0.1" for a UNIX socket */
-    char client_log[96];      /* "unknown[192.0.2.1]" */
+    char client_name[256];    /* "mail.example.org" (confirmed) or "unknown" */
+    char client_log[340];     /* "mail.example.org[192.0.2.1]" */
     bool local_socket;        /* the client came through a UNIX socket */
     struct queue_sink sink;
     struct queue_sink_client client;
@@ -59,8 +66,10 @@ struct smtp_conn {
     strbuf tls_details;       /* "TLSv1.3 TLS_AES_256_GCM_SHA384" for Received: */
 };
 
-/* smtp_conn_open: identifies the client on fd (no reverse DNS: named
- * "unknown"), prepares the queue sink and logs "connect from ...". */
+/* smtp_conn_open: identifies the client on fd (its address and, when
+ * peername_lookup is on, its name by forward-confirmed reverse DNS,
+ * lib/mail/dns.h; "unknown" otherwise and for UNIX-socket clients),
+ * prepares the queue sink and logs "connect from NAME[ADDR]". */
 void smtp_conn_open(struct smtp_conn *c, const struct smtp_service_settings *s, int fd);
 
 /* smtp_conn_start_tls: the server side of a handshake on io (after "220

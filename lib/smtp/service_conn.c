@@ -3,6 +3,7 @@
  * is, the TLS handshake, and the end of the connection; see service.h.
  */
 #include "smtp/service.h"
+#include "mail/dns.h"
 #include "util/log.h"
 #include "util/netio.h"
 
@@ -42,8 +43,12 @@ void smtp_conn_open(struct smtp_conn *c, const struct smtp_service_settings *s, 
     c->settings = s;
     c->fd = fd;
     peer_address(fd, c->client_addr, sizeof(c->client_addr), &c->local_socket);
-    snprintf(c->client_log, sizeof(c->client_log), "unknown[%s]", c->client_addr);
-    c->client.name = "unknown";
+    snprintf(c->client_name, sizeof(c->client_name), "unknown");
+    if (s->peername_lookup && !c->local_socket)
+        dns_client_name(s->dns_servers, s->client_dns_timeout_ms, c->client_addr,
+                        c->client_name, sizeof(c->client_name));
+    snprintf(c->client_log, sizeof(c->client_log), "%s[%s]", c->client_name, c->client_addr);
+    c->client.name = c->client_name;
     c->client.addr = c->client_addr;
     c->client.log_name = c->client_log;
     strbuf_init(&c->tls_details);

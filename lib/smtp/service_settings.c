@@ -64,6 +64,10 @@ void smtp_service_settings_load(struct smtp_service_settings *s, struct config *
     e->vrfy = false; /* 252: VRFY never reveals users */
 
     s->starttls_timeout_ms = (int)(param_time(cfg, "smtpd_starttls_timeout") * 1000);
+    s->peername_lookup = param_bool(cfg, "smtpd_peername_lookup");
+    const char *servers = config_get(cfg, "dns_servers");
+    s->dns_servers = xstrdup(servers ? servers : "");
+    s->client_dns_timeout_ms = (int)(param_time(cfg, "smtpd_client_dns_timeout") * 1000);
     strbuf_reset(&err);
     if (tls_server_ctx_from_config(cfg, &s->tls_ctx, &err) < 0)
         log_error("TLS is not available, STARTTLS will not be offered: %s", err.data);

@@ -72,6 +72,9 @@ class Instance:
             "daemon_directory = " + self.libexec,
             "log_destination = " + self.log,
             "master_stop_timeout = 5s",
+            # hermetic: no reverse DNS of test clients through the machine's
+            # resolver (test_smtpd_rdns.py turns it on with its own dnsmasq)
+            "smtpd_peername_lookup = no",
         ]
         if not is_root() or run_as:
             owner = run_as or pwd.getpwuid(os.geteuid()).pw_name
