@@ -92,7 +92,8 @@ static void batch_end(struct qmgr *q, struct qmgr_conn *c, const char *dsn, cons
     c->tp->running--;
     for (size_t k = 0; k < b->n; k++)
         if (!b->answered[k])
-            qmgr_message_result(q, b->msg, b->idx[k], DELIVERY_DEFERRED, dsn, b->tp->name, why);
+            qmgr_message_result(q, b->msg, b->idx[k], DELIVERY_DEFERRED, dsn, b->tp->name, why,
+                                NULL, NULL);
     struct qmgr_msg *m = b->msg;
     free(b->idx);
     free(b->answered);
@@ -255,7 +256,7 @@ static int conn_parse(struct qmgr *q, struct qmgr_conn *c)
         }
         b->answered[k] = true;
         qmgr_message_result(q, b->msg, res.index, res.status, res.dsn, b->tp->name,
-                            res.reason.data);
+                            res.reason.data, res.mta.data, res.diag.data);
         c->deadline = now_ms() + DELIVERY_RESULT_TIMEOUT_MS;
     }
     if (rc == 0 && pos > 0) {

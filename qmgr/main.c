@@ -140,7 +140,7 @@ static void teardown(struct qmgr *q)
         struct qmgr_msg *m = q->msgs;
         q->msgs = m->next;
         for (size_t i = 0; i < m->qf->rcpt_count; i++)
-            free(m->res[i].reason);
+            qmgr_result_free(&m->res[i]);
         free(m->res);
         queue_file_close(&m->qf);
         free(m);

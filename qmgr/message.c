@@ -50,6 +50,14 @@ static double delay_of(const struct qmgr_msg *m)
     return d < 0 ? 0 : d;
 }
 
+void qmgr_result_free(struct qmgr_result *r)
+{
+    free(r->reason);
+    free(r->mta);
+    free(r->diag);
+    r->reason = r->mta = r->diag = NULL;
+}
+
 static void msg_free(struct qmgr *q, struct qmgr_msg *m)
 {
     if (m->prev)
@@ -61,7 +69,7 @@ static void msg_free(struct qmgr *q, struct qmgr_msg *m)
     if (q->nmsgs-- >= QMGR_ACTIVE_LIMIT && q->deferred_cut)
         q->scan_deferred = true; /* room again for what the last scan left */
     for (size_t i = 0; i < m->qf->rcpt_count; i++)
-        free(m->res[i].reason);
+        qmgr_result_free(&m->res[i]);
     free(m->res);
     queue_file_close(&m->qf);
     free(m);
@@ -121,7 +129,7 @@ void qmgr_message_start(struct qmgr *q, const char *dir, const char *id)
                 continue;
             if (!tp->available)
                 qmgr_message_result(q, m, (unsigned)i, DELIVERY_DEFERRED, tp->why_dsn, "none",
-                                    tp->why);
+                                    tp->why, NULL, NULL);
             else
                 list[nlist++] = (unsigned)i;
         }
@@ -142,7 +150,7 @@ out:
 
 void qmgr_message_result(struct qmgr *q, struct qmgr_msg *m, unsigned index,
                          enum delivery_status st, const char *dsn, const char *relay,
-                         const char *reason)
+                         const char *reason, const char *mta, const char *diag)
 {
     (void)q;
     if (index >= m->qf->rcpt_count)
@@ -154,8 +162,13 @@ void qmgr_message_result(struct qmgr *q, struct qmgr_msg *m, unsigned index,
     res->set = true;
     res->status = st;
     snprintf(res->dsn, sizeof(res->dsn), "%s", dsn);
-    free(res->reason);
+    qmgr_result_free(res);
     res->reason = xstrdup(reason);
+    /* Both or neither: a Remote-MTA without the reply says nothing. */
+    if (mta && *mta && diag && *diag) {
+        res->mta = xstrdup(mta);
+        res->diag = xstrdup(diag);
+    }
     res->relay = relay;
     log_event(m->id, "to=<%s>, relay=%s, delay=%.1f, dsn=%s, status=%s (%s)", rc->address, relay,
               delay_of(m), dsn, delivery_status_name(st), reason);

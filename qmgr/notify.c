@@ -68,8 +68,17 @@ int qmgr_notice_send(struct qmgr *q, struct qmgr_msg *m, enum qmgr_notice kind,
         br[i].address = r->address;
         br[i].orcpt = r->orcpt;
         br[i].status = res->dsn;
-        br[i].diag_type = "x-petrel";
-        br[i].diagnostic = res->reason;
+        if (res->mta && res->diag) {
+            /* A remote server's reply decided it: RFC 3464's smtp type with
+             * the raw reply; the explanation stays in the human part. */
+            br[i].diag_type = "smtp";
+            br[i].diagnostic = res->diag;
+            br[i].remote_mta = res->mta;
+            br[i].text = res->reason;
+        } else {
+            br[i].diag_type = "x-petrel";
+            br[i].diagnostic = res->reason;
+        }
     }
     long long lifetime = qf->sender[0] ? q->max_lifetime : q->bounce_lifetime;
     struct bounce_request req = {

@@ -100,7 +100,11 @@ struct qmgr_result {
     char dsn[16];
     char *reason;
     const char *relay;       /* transport name, or "none" */
+    char *mta;               /* remote server that decided it (agent's mta=), or NULL */
+    char *diag;              /* its raw reply (agent's diag=), or NULL */
 };
+/* Frees what a result holds (reason, mta, diag). */
+void qmgr_result_free(struct qmgr_result *r);
 
 struct qmgr_msg {
     char id[QUEUE_ID_SIZE];
@@ -149,10 +153,12 @@ void qmgr_scan_deferred(struct qmgr *q, bool all);
  * round of deliveries. Corrupt files are quarantined. */
 void qmgr_message_start(struct qmgr *q, const char *dir, const char *id);
 /* Records a result for recipient index of msg (from a worker, or decided by
- * qmgr itself) and logs it. */
+ * qmgr itself) and logs it. mta and diag (NULL or empty: none) are the
+ * remote server and its raw reply when one decided the result; they reach
+ * the delivery status notification only (Remote-MTA, Diagnostic-Code). */
 void qmgr_message_result(struct qmgr *q, struct qmgr_msg *m, unsigned index,
                          enum delivery_status st, const char *dsn, const char *relay,
-                         const char *reason);
+                         const char *reason, const char *mta, const char *diag);
 /* A batch of m ended; when it was the last one, the round ends. */
 void qmgr_message_batch_done(struct qmgr *q, struct qmgr_msg *m);
 

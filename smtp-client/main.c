@@ -35,12 +35,45 @@ void smtpc_result_init(struct smtpc_result *r)
     r->status = DELIVERY_DEFERRED;
     strcpy(r->dsn, "4.0.0");
     strbuf_init(&r->reason);
+    strbuf_init(&r->mta);
+    strbuf_init(&r->diag);
     r->set = false;
 }
 
 void smtpc_result_free(struct smtpc_result *r)
 {
     strbuf_free(&r->reason);
+    strbuf_free(&r->mta);
+    strbuf_free(&r->diag);
+}
+
+/* A peer's text may hold anything: printable ASCII only, at most max bytes. */
+static void keep_printable(strbuf *b, size_t max)
+{
+    for (size_t i = 0; i < b->len; i++) {
+        unsigned char c = (unsigned char)b->data[i];
+        if (c < 0x20 || c >= 0x7f)
+            b->data[i] = '?';
+    }
+    if (b->len > max) {
+        strbuf_truncate(b, max);
+        strbuf_appends(b, "...");
+    }
+}
+
+void smtpc_result_set_remote(struct smtpc_result *r, const char *mta, const char *diag)
+{
+    strbuf_sets(&r->mta, mta);
+    strbuf_sets(&r->diag, diag);
+    keep_printable(&r->mta, DELIVERY_MTA_MAX - 3);
+    keep_printable(&r->diag, DELIVERY_DIAG_MAX - 3);
+}
+
+void smtpc_result_copy(struct smtpc_result *dst, const struct smtpc_result *src)
+{
+    smtpc_result_set(dst, src->status, src->dsn, "%s", src->reason.data);
+    if (src->mta.len && src->diag.len)
+        smtpc_result_set_remote(dst, src->mta.data, src->diag.data);
 }
 
 void smtpc_result_set(struct smtpc_result *r, enum delivery_status st, const char *dsn,
@@ -58,16 +91,9 @@ void smtpc_result_set(struct smtpc_result *r, enum delivery_status st, const cha
     va_start(ap, fmt);
     strbuf_vprintf(&r->reason, fmt, ap);
     va_end(ap);
-    /* A peer's text may hold anything: keep printable ASCII only. */
-    for (size_t i = 0; i < r->reason.len; i++) {
-        unsigned char c = (unsigned char)r->reason.data[i];
-        if (c < 0x20 || c >= 0x7f)
-            r->reason.data[i] = '?';
-    }
-    if (r->reason.len > SMTPC_REASON_MAX) {
-        strbuf_truncate(&r->reason, SMTPC_REASON_MAX);
-        strbuf_appends(&r->reason, "...");
-    }
+    keep_printable(&r->reason, SMTPC_REASON_MAX);
+    strbuf_reset(&r->mta);
+    strbuf_reset(&r->diag);
 }
 
 /* ---- settings ---- */
@@ -214,6 +240,7 @@ static void answer(int fd, const char *id, unsigned index, const char *addr,
     struct delivery_result res;
     delivery_result_init(&res);
     delivery_result_set(&res, index, r->status, r->dsn, "%s", r->reason.data);
+    delivery_result_set_remote(&res, r->mta.data, r->diag.data);
     if (delivery_result_write(fd, &res) < 0)
         log_warning("%s: cannot send the result for <%s> to qmgr", id, addr);
     delivery_result_free(&res);
@@ -250,7 +277,7 @@ static void serve_request(int fd)
         goto answer;
     }
     strbuf_reset(&err);
-    dns = dns_new(settings.dns_servers, &err);
+    dns = dns_new(settings.dns_servers, "b", SMTPC_DNS_TRY_MS, SMTPC_DNS_TRIES, &err);
     if (dns == NULL)
         log_warning("%s", err.data);
     for (size_t i = 0; i < req.nrcpt; i++) {
@@ -298,7 +325,7 @@ static void serve_request(int fd)
             smtpc_route(&settings, dns, &dest, &route, &fail) < 0) {
             log_event(req.queue_id, "%s", fail.reason.data);
             for (size_t k = 0; k < n; k++)
-                smtpc_result_set(group[k].res, fail.status, fail.dsn, "%s", fail.reason.data);
+                smtpc_result_copy(group[k].res, &fail);
         } else {
             smtpc_deliver(&settings, &msg, &dest, &route, group, n);
             smtpc_route_free(&route);

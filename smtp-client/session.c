@@ -12,8 +12,10 @@
  * next address; once MAIL FROM was sent the session decides: 2xx sent, 4xx
  * deferred, 5xx bounced, per recipient, with the server's own text in the
  * reason ("host mx.b.org[10.0.0.2] said: 550 5.1.1 no such user (in reply
- * to RCPT TO command)"). A broken session (timeout, lost connection, a
- * malformed or oversized reply) defers every recipient not yet answered.
+ * to RCPT TO command)"), and with it the host name and the raw reply for the
+ * notification's Remote-MTA and "Diagnostic-Code: smtp;". A broken session
+ * (timeout, lost connection, a malformed or oversized reply) defers every
+ * recipient not yet answered.
  * Each stage has its own time limit (smtp_*_timeout, RFC 5321 4.5.3.2).
  *
  * A session whose transaction ended cleanly is not closed but handed to
@@ -65,6 +67,32 @@ int smtpc_read_reply(struct smtpc_sess *x, int timeout_ms)
     return 0;
 }
 
+/* The last reply as the server sent it, for a DSN's "Diagnostic-Code:
+ * smtp;" and its Remote-MTA (the host name, without the address): every
+ * line with its code, joined with spaces ("550-5.1.1 a 550 5.1.1 b"). */
+static void remote_from_reply(struct smtpc_sess *x, struct smtpc_result *r)
+{
+    strbuf raw;
+    strbuf_init(&raw);
+    const char *p = x->rep.lines.data;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        bool last = nl == NULL || nl[1] == '\0';
+        if (raw.len)
+            strbuf_appendc(&raw, ' ');
+        strbuf_printf(&raw, "%d%c", x->rep.code, last ? ' ' : '-');
+        strbuf_append(&raw, p, len);
+        p += len + (nl ? 1 : 0);
+    }
+    if (raw.len == 0)
+        strbuf_printf(&raw, "%d", x->rep.code);
+    while (raw.len && raw.data[raw.len - 1] == ' ')
+        strbuf_truncate(&raw, raw.len - 1);
+    smtpc_result_set_remote(r, x->t.host, raw.data);
+    strbuf_free(&raw);
+}
+
 /* A result from the last reply: class 2 sent, 4 deferred, 5 bounced. */
 static void result_from_reply(struct smtpc_sess *x, struct smtpc_result *r, const char *stage)
 {
@@ -78,6 +106,7 @@ static void result_from_reply(struct smtpc_sess *x, struct smtpc_result *r, cons
                          cls == 5 || cls == 4 ? x->rep.dsn : "4.5.0",
                          "host %s said: %d %s (in reply to %s)", x->peer.data, x->rep.code,
                          x->rep.text.data, stage);
+    remote_from_reply(x, r);
 }
 
 /* A failure that lets the next address be tried: always deferred. */
@@ -89,6 +118,7 @@ static void fail_from_reply(struct smtpc_sess *x, struct smtpc_result *fail, con
     dsn[0] = '4';
     smtpc_result_set(fail, DELIVERY_DEFERRED, dsn, "host %s %s: %d %s (in reply to %s)",
                      x->peer.data, what, x->rep.code, x->rep.text.data, stage);
+    remote_from_reply(x, fail);
 }
 
 static void fail_broken(struct smtpc_sess *x, struct smtpc_result *fail, const char *stage)
@@ -375,7 +405,7 @@ static void set_unset(struct smtpc_rcpt *r, size_t n, const struct smtpc_result 
 {
     for (size_t i = 0; i < n; i++)
         if (!r[i].res->set)
-            smtpc_result_set(r[i].res, res->status, res->dsn, "%s", res->reason.data);
+            smtpc_result_copy(r[i].res, res);
 }
 
 /* How a transaction left the connection. */
@@ -392,6 +422,8 @@ static void reset_results(struct smtpc_rcpt *r, size_t n)
         r[i].res->set = false;
         r[i].res->status = DELIVERY_DEFERRED;
         strbuf_reset(&r[i].res->reason);
+        strbuf_reset(&r[i].res->mta);
+        strbuf_reset(&r[i].res->diag);
     }
 }
 
@@ -435,7 +467,7 @@ static enum tx transaction(struct smtpc_sess *x, struct smtpc_rcpt *r, size_t n,
         smtpc_result_init(&res);
         result_from_reply(x, &res, "MAIL FROM command");
         set_unset(r, n, &res);
-        strbuf_free(&res.reason);
+        smtpc_result_free(&res);
         /* Pipelined: the replies to the RCPTs and DATA are on their way;
          * read them so the stream stays in step (for QUIT or reuse). */
         for (size_t i = 0; pipe && i <= n && !x->broken; i++)
@@ -547,7 +579,7 @@ retry:
     out = TX_RETRY;
 out:
     strbuf_free(&cmd);
-    strbuf_free(&broken.reason);
+    smtpc_result_free(&broken);
     free(ok);
     return out;
 }
@@ -569,7 +601,7 @@ static enum tx send_message(struct smtpc_sess *x, struct smtpc_rcpt *r, size_t n
                          " of server %s",
                          m->qf->content_length, x->size_max, x->peer.data);
         set_unset(r, n, &res);
-        strbuf_free(&res.reason);
+        smtpc_result_free(&res);
         return TX_CLEAN;
     }
     bool utf8 = needs_smtputf8(m, r, n);
@@ -579,7 +611,7 @@ static enum tx send_message(struct smtpc_sess *x, struct smtpc_rcpt *r, size_t n
         smtpc_result_set(&res, DELIVERY_BOUNCED, "5.6.7",
                          "SMTPUTF8 is required, but was not offered by host %s", x->peer.data);
         set_unset(r, n, &res);
-        strbuf_free(&res.reason);
+        smtpc_result_free(&res);
         return TX_CLEAN;
     }
     return transaction(x, r, n, utf8);
@@ -717,5 +749,5 @@ void smtpc_deliver(const struct smtpc_settings *s, const struct smtpc_msg *msg,
             smtpc_result_set(&fail, DELIVERY_DEFERRED, "4.4.1", "no next-hop address to try");
         set_unset(rcpts, n, &fail);
     }
-    strbuf_free(&fail.reason);
+    smtpc_result_free(&fail);
 }

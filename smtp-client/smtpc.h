@@ -28,6 +28,7 @@
 #include <openssl/ssl.h>
 
 #include "mail/delivery.h"
+#include "mail/dns.h"
 #include "tls/tls.h"
 #include "util/netio.h"
 #include "util/strbuf.h"
@@ -88,6 +89,8 @@ struct smtpc_result {
     enum delivery_status status;
     char dsn[16];
     strbuf reason;
+    strbuf mta;  /* the server whose reply decided it (host name), or empty */
+    strbuf diag; /* that reply, raw ("550 5.1.1 no such user"), or empty */
     bool set;
 };
 void smtpc_result_init(struct smtpc_result *r);
@@ -97,6 +100,11 @@ void smtpc_result_free(struct smtpc_result *r);
  * safe for the deliver protocol and the logs. */
 void smtpc_result_set(struct smtpc_result *r, enum delivery_status st, const char *dsn,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* After smtpc_result_set (which empties both): the remote host and reply
+ * for the DSN's Remote-MTA and Diagnostic-Code (cleaned like the reason). */
+void smtpc_result_set_remote(struct smtpc_result *r, const char *mta, const char *diag);
+/* Copies status, DSN code, reason, host and reply from src. */
+void smtpc_result_copy(struct smtpc_result *dst, const struct smtpc_result *src);
 
 /* ---- dns.c ---- */
 
@@ -118,11 +126,8 @@ struct dns_addr {
     socklen_t len;
 };
 
-struct dns;
-/* Creates a resolver (c-ares channel) using servers_csv when not empty, else
- * /etc/resolv.conf. NULL with err set when c-ares cannot start. */
-struct dns *dns_new(const char *servers_csv, strbuf *err);
-void dns_free(struct dns **dp);
+/* The resolver is lib/mail/dns.h's (dns_new with lookups "b", dns_free,
+ * dns_valid_hostname). */
 /* MX records of domain, valid host names only, unsorted. On DNS_FOUND
  * *mx_r and *n_r hold at least one record (free with dns_mx_free). err says
  * what failed otherwise ("Host not found, try again"). */
@@ -133,9 +138,6 @@ void dns_mx_free(struct dns_mx *mx, size_t n);
  * port. At most max results appended to *a_r (grown with xrealloc). */
 enum dns_outcome dns_lookup_addrs(struct dns *d, const char *host, int family, int port,
                                   struct dns_addr **a_r, size_t *n_r, strbuf *err);
-/* True for a syntactically valid host name (letters, digits, '-', '.'
- * separated labels of 1..63 bytes, at most 253 bytes, no leading '-'). */
-bool dns_valid_hostname(const char *name);
 
 /* ---- dest.c ---- */
 

@@ -163,7 +163,9 @@ static void human_part(const struct bounce_request *req, strbuf *t)
         strbuf_appendc(t, '<');
         append_clean(t, r->address, 4096);
         strbuf_appends(t, ">: ");
-        if (r->diagnostic && *r->diagnostic)
+        if (r->text && *r->text)
+            append_clean(t, r->text, BOUNCE_MAX_DIAGNOSTIC);
+        else if (r->diagnostic && *r->diagnostic)
             append_clean(t, r->diagnostic, BOUNCE_MAX_DIAGNOSTIC);
         else
             strbuf_appends(t, action_of(req->kind));
@@ -178,6 +180,46 @@ static void address_field(strbuf *o, const char *name, const char *addr)
     strbuf_printf(o, "%s: %s; ", name, has_8bit(addr, strlen(addr)) ? "utf-8" : "rfc822");
     append_clean(o, addr, 4096);
     strbuf_appends(o, "\r\n");
+}
+
+/* Appends "name: value\r\n" with value cleaned (cut at max) and folded
+ * before a space wherever a line would pass FOLD_WIDTH bytes (RFC 5322
+ * 2.2.3): a reader that unfolds gets the value back unchanged, and no
+ * continuation line is blank. A word longer than a line stays whole (the
+ * cap keeps every line under 998 bytes). */
+#define FOLD_WIDTH 78
+static void folded_field(strbuf *o, const char *name, const char *value, size_t max)
+{
+    strbuf v;
+    strbuf_init(&v);
+    append_clean(&v, value, max);
+    size_t start = o->len;
+    strbuf_printf(o, "%s: ", name);
+    size_t col = o->len - start;
+    size_t i = 0;
+    while (i < v.len) {
+        /* The next segment: the spaces before a word, then the word. */
+        size_t j = i;
+        while (j < v.len && v.data[j] == ' ')
+            j++;
+        size_t k = j;
+        while (k < v.len && v.data[k] != ' ')
+            k++;
+        if (j > i && k > j && col + (k - i) > FOLD_WIDTH) {
+            /* Fold before the last space of the run, so the continuation
+             * line starts with white space and holds the word. */
+            strbuf_append(o, v.data + i, j - i - 1);
+            strbuf_appends(o, "\r\n");
+            strbuf_append(o, v.data + j - 1, k - j + 1);
+            col = k - j + 1;
+        } else {
+            strbuf_append(o, v.data + i, k - i);
+            col += k - i;
+        }
+        i = k;
+    }
+    strbuf_appends(o, "\r\n");
+    strbuf_free(&v);
 }
 
 static void status_part(const struct bounce_request *req, strbuf *o)
@@ -213,10 +255,21 @@ static void status_part(const struct bounce_request *req, strbuf *o)
         }
         address_field(o, "Final-Recipient", r->address);
         strbuf_printf(o, "Action: %s\r\nStatus: %s\r\n", action_of(req->kind), r->status);
-        if (r->diagnostic && *r->diagnostic) {
-            strbuf_printf(o, "Diagnostic-Code: %s; ", r->diag_type ? r->diag_type : "x-petrel");
-            append_clean(o, r->diagnostic, BOUNCE_MAX_DIAGNOSTIC);
+        if (r->remote_mta && *r->remote_mta) {
+            strbuf_appends(o, "Remote-MTA: dns; ");
+            append_clean(o, r->remote_mta, 255);
             strbuf_appends(o, "\r\n");
+        }
+        if (r->diagnostic && *r->diagnostic) {
+            /* The type is a fixed word of ours; only the text is foreign. */
+            const char *type = r->diag_type && strcmp(r->diag_type, "smtp") == 0 ? "smtp"
+                                                                                : "x-petrel";
+            strbuf head;
+            strbuf_init(&head);
+            strbuf_printf(&head, "%s; ", type);
+            append_clean(&head, r->diagnostic, BOUNCE_MAX_DIAGNOSTIC);
+            folded_field(o, "Diagnostic-Code", head.data, BOUNCE_MAX_DIAGNOSTIC + 16);
+            strbuf_free(&head);
         }
         if (req->kind == BOUNCE_DELAYED && req->retry_until) {
             strbuf_appends(o, "Will-Retry-Until: ");

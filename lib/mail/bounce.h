@@ -8,7 +8,13 @@
  *   1. text/plain: bounce_notice_text, what happened, one line per recipient;
  *   2. message/delivery-status: Reporting-MTA, Arrival-Date, and per
  *      recipient Original-Recipient, Final-Recipient, Action, Status,
- *      Diagnostic-Code (RFC 3464 section 2.3);
+ *      Remote-MTA, Diagnostic-Code (RFC 3464 section 2.3). For a remote
+ *      server's reply that is "Remote-MTA: dns; mx.b.org" and
+ *      "Diagnostic-Code: smtp; 550 5.1.1 no such user" (the raw reply) while
+ *      the human part keeps the explanation ("host mx.b.org[10.0.0.2] said:
+ *      ... (in reply to RCPT TO command)"); local failures have no
+ *      Remote-MTA and an "x-petrel;" diagnostic. A long Diagnostic-Code is
+ *      folded at spaces (RFC 5322 2.2.3) to lines of about 78 bytes;
  *   3. the original: message/rfc822 when it is returned in full (failures
  *      with RET other than HDRS, no larger than the size limit), otherwise
  *      text/rfc822-headers with its header section (cut at a line end to fit
@@ -44,8 +50,11 @@ struct bounce_rcpt {
     const char *address;    /* the final recipient, not empty */
     const char *orcpt;      /* ORCPT as stored ("rfc822;bob@b.org"), or NULL */
     const char *status;     /* enhanced status code "X.Y.Z" */
-    const char *diag_type;  /* "smtp" (text from a peer) or "x-petrel"; NULL = "x-petrel" */
+    const char *diag_type;  /* "smtp" (a peer's raw reply) or "x-petrel"; NULL = "x-petrel" */
     const char *diagnostic; /* the reason, or NULL/empty: no Diagnostic-Code */
+    const char *remote_mta; /* host name of the server whose reply decided it, or
+                             * NULL/empty: no Remote-MTA */
+    const char *text;       /* the human part's line, or NULL/empty: diagnostic */
 };
 
 struct bounce_request {
@@ -75,7 +84,7 @@ struct bounce_request {
  * not X.Y.Z, a missing host name or queue id). Text taken from the request
  * (diagnostics, addresses) is made safe for a header line: control bytes
  * become spaces, invalid UTF-8 becomes '?', diagnostics are cut to
- * BOUNCE_MAX_DIAGNOSTIC bytes. */
+ * BOUNCE_MAX_DIAGNOSTIC bytes, a Remote-MTA name to 255. */
 int bounce_build(const struct bounce_request *req, strbuf *out, strbuf *err);
 
 /* bounce_format_date: an RFC 5322 date ("Sun, 29 Nov 2026 05:22:32 +0000")

@@ -191,11 +191,15 @@ void delivery_result_init(struct delivery_result *res)
 {
     memset(res, 0, sizeof(*res));
     strbuf_init(&res->reason);
+    strbuf_init(&res->mta);
+    strbuf_init(&res->diag);
 }
 
 void delivery_result_free(struct delivery_result *res)
 {
     strbuf_free(&res->reason);
+    strbuf_free(&res->mta);
+    strbuf_free(&res->diag);
 }
 
 const char *delivery_status_name(enum delivery_status st)
@@ -251,6 +255,28 @@ void delivery_result_set(struct delivery_result *res, unsigned index, enum deliv
             res->reason.data[i] = ' ';
     if (res->reason.len > 1000)
         strbuf_truncate(&res->reason, 1000);
+    strbuf_reset(&res->mta);
+    strbuf_reset(&res->diag);
+}
+
+/* Copies s into out with control bytes as spaces, at most max bytes. */
+static void set_clean(strbuf *out, const char *s, size_t max)
+{
+    strbuf_reset(out);
+    for (size_t i = 0; s[i] && i < max; i++) {
+        unsigned char c = (unsigned char)s[i];
+        strbuf_appendc(out, (c < 0x20 || c == 0x7f) ? ' ' : (char)c);
+    }
+}
+
+void delivery_result_set_remote(struct delivery_result *res, const char *mta, const char *diag)
+{
+    strbuf_reset(&res->mta);
+    strbuf_reset(&res->diag);
+    if (mta == NULL || diag == NULL || *mta == '\0' || *diag == '\0')
+        return;
+    set_clean(&res->mta, mta, DELIVERY_MTA_MAX);
+    set_clean(&res->diag, diag, DELIVERY_DIAG_MAX);
 }
 
 int delivery_result_write(int fd, const struct delivery_result *res)
@@ -260,6 +286,10 @@ int delivery_result_write(int fd, const struct delivery_result *res)
     attr_add_str(l, "status", delivery_status_name(res->status));
     attr_add_str(l, "dsn", res->dsn);
     attr_add_bytes(l, "reason", res->reason.data, res->reason.len);
+    if (res->mta.len && res->diag.len) {
+        attr_add_bytes(l, "mta", res->mta.data, res->mta.len);
+        attr_add_bytes(l, "diag", res->diag.data, res->diag.len);
+    }
     return write_list(fd, l);
 }
 
@@ -282,7 +312,8 @@ int delivery_done_write_reuse(int fd, bool reuse)
 static int result_from_list(const struct attr_list *l, struct delivery_result *res,
                             bool *reuse_r, strbuf *err)
 {
-    static const char *const known[] = { "index", "status", "dsn", "reason", NULL };
+    static const char *const known[] = { "index", "status", "dsn", "reason", "mta", "diag",
+                                          NULL };
     const char *status = attr_get(l, "status");
     if (status && strcmp(status, "done") == 0) {
         const char *reuse = attr_get(l, "reuse");
@@ -296,11 +327,13 @@ static int result_from_list(const struct attr_list *l, struct delivery_result *r
         return -1;
     }
     long long index;
-    const char *dsn, *reason;
+    const char *dsn, *reason, *mta, *diag;
     if (attr_check_known(l, known, err) < 0 ||
         attr_get_int(l, "index", 0, QUEUE_MAX_RCPTS - 1, &index, err) < 0 ||
         (dsn = attr_require(l, "dsn", err)) == NULL ||
-        (reason = get_text(l, "reason", true, err)) == NULL)
+        (reason = get_text(l, "reason", true, err)) == NULL ||
+        (mta = get_text(l, "mta", false, err)) == NULL ||
+        (diag = get_text(l, "diag", false, err)) == NULL)
         return -1;
     if (status == NULL) {
         strbuf_reset(err);
@@ -328,6 +361,9 @@ static int result_from_list(const struct attr_list *l, struct delivery_result *r
     res->status = st;
     snprintf(res->dsn, sizeof(res->dsn), "%s", dsn);
     strbuf_sets(&res->reason, reason);
+    /* Optional (absent from older agents); cleaned and cut like the
+     * sender's side does, since the peer's text ends up in a header. */
+    delivery_result_set_remote(res, mta, diag);
     return 1;
 }
 

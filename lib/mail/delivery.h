@@ -13,10 +13,15 @@
  * queue file (in place), so a crashed agent changes nothing on disk and the
  * recipients it did not answer for are simply retried. Records are attribute
  * lists (lib/util/attr, docs/ipc.md); every field is checked on both sides.
+ * mta= and diag= are optional (older agents never send them): when a remote
+ * server's reply decided the result, the server's host name and its raw
+ * reply ("550 5.1.1 no such user"), for the Remote-MTA and the
+ * "Diagnostic-Code: smtp;" of a delivery status notification.
  *
  *   request:   protocol=deliver queue_id=ID sender=ADDR nrcpt=N arrival=EPOCH
  *   recipient: index=I address=ADDR [orcpt=TEXT] notify=BITS     (N times)
  *   result:    index=I status=sent|deferred|bounced dsn=X.Y.Z reason=TEXT
+ *              [mta=HOST diag=TEXT]
  *   end:       status=done [reuse=yes]
  */
 #ifndef PETREL_DELIVERY_H
@@ -31,6 +36,9 @@
 
 /* At most this many recipients in one request (qmgr splits larger sets). */
 #define DELIVERY_MAX_RCPTS 1000
+/* Most bytes of a result's mta= and diag= (longer values are cut). */
+#define DELIVERY_MTA_MAX 255
+#define DELIVERY_DIAG_MAX 1000
 /* Timeout for one record on the wire. */
 #define DELIVERY_IO_TIMEOUT_MS 30000
 /* How long qmgr's worker waits for the next result: an agent may spend
@@ -64,6 +72,8 @@ struct delivery_result {
     enum delivery_status status;
     char dsn[16];     /* "2.0.0", "4.2.2", "5.1.1" */
     strbuf reason;    /* human text: "delivered to maildir", "mailbox full" */
+    strbuf mta;       /* remote server's host name, or empty */
+    strbuf diag;      /* remote server's raw reply, or empty (then mta is empty) */
 };
 
 void delivery_request_init(struct delivery_request *req);
@@ -89,6 +99,11 @@ void delivery_result_free(struct delivery_result *res);
 void delivery_result_set(struct delivery_result *res, unsigned index, enum delivery_status st,
                          const char *dsn, const char *reason_fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* After delivery_result_set (which empties both): the remote server that
+ * decided the result and its raw reply. Control bytes become spaces, the
+ * host name is cut at DELIVERY_MTA_MAX and the reply at DELIVERY_DIAG_MAX
+ * bytes; an empty host or reply leaves both empty. */
+void delivery_result_set_remote(struct delivery_result *res, const char *mta, const char *diag);
 int delivery_result_write(int fd, const struct delivery_result *res);
 /* The end record after the last result: the agent closes the connection. */
 int delivery_done_write(int fd);

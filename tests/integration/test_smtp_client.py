@@ -10,6 +10,7 @@ import email.policy
 import glob
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -388,6 +389,45 @@ class SmtpClientTest(unittest.TestCase):
         self.assertIn("5.1.1", text)
         self.assertIn("said: 550 5.1.1", text)
 
+    def test_rcpt_550_bounce_is_rfc3464(self):
+        """The bounce for a remote 550 (multi-line) names the remote server in
+        Remote-MTA and carries its raw reply as "Diagnostic-Code: smtp;" (the
+        lines joined with spaces, as Postfix does); the human part keeps the
+        explanation."""
+        self.fake.rcpt = lambda a: (b"550-5.1.1 <%s>: no such user\r\n"
+                                    b"550 5.1.1 check the address" % a.encode()
+                                    if a.startswith("nobody") else b"250 2.1.5 ok")
+        self.start()
+        qid = self.inject("alice@localhost", "nobody@b.test", "bob@b.test",
+                          args=["-O", "rfc822;NoBody@B.test"])
+        self.wait_where(qid, None)
+        self.status_line(qid, "nobody@b.test", "bounced", "5.1.1")
+        dsn = self.notifications()
+        msg = email.message_from_bytes(dsn[0].content)
+        self.assertEqual(msg.get_content_type(), "multipart/report")
+        human, report = msg.get_payload()[0], msg.get_payload()[1]
+        self.assertEqual(report.get_content_type(), "message/delivery-status")
+        groups = report.get_payload()
+        self.assertEqual(len(groups), 2, "per-message fields and one recipient")
+        rcpt = groups[1]
+
+        def field(name):
+            v = rcpt.get(name)
+            self.assertIsNotNone(v, "%s missing:\n%s" % (name, report.as_string()))
+            return re.sub(r"\r?\n(?=[ \t])", "", v)  # unfold
+        self.assertEqual(field("Original-Recipient"), "rfc822;NoBody@B.test")
+        self.assertEqual(field("Final-Recipient"), "rfc822; nobody@b.test")
+        self.assertEqual(field("Action"), "failed")
+        self.assertEqual(field("Status"), "5.1.1")
+        self.assertEqual(field("Remote-MTA"), "dns; mx.b.test")
+        self.assertEqual(field("Diagnostic-Code"),
+                         "smtp; 550-5.1.1 <nobody@b.test>: no such user "
+                         "550 5.1.1 check the address")
+        text = human.get_payload(decode=True).decode()
+        self.assertIn("<nobody@b.test>: host mx.b.test[127.0.0.1] said: 550 5.1.1 "
+                      "<nobody@b.test>: no such user 5.1.1 check the address "
+                      "(in reply to RCPT TO command)", text)
+
     def test_rcpt_450_defers(self):
         self.fake.rcpt = lambda a: b"450 4.2.0 <%s>: greylisted, try later" % a.encode()
         self.start()
@@ -397,6 +437,26 @@ class SmtpClientTest(unittest.TestCase):
         self.assertIn("said: 450 4.2.0 <bob@b.test>: greylisted", reason)
         qf = QueueFile(os.path.join(self.inst.queue, "deferred", qid))
         self.assertEqual([r["status"] for r in qf.recipients], ["W"])
+
+    def test_expired_450_bounce_keeps_remote_reply(self):
+        """A recipient deferred by 450 until the queue lifetime ends: the
+        bounce at expiry still has Remote-MTA and the last raw reply (from
+        the last attempt; nothing is kept between attempts)."""
+        self.fake.rcpt = lambda a: b"450 4.2.0 <%s>: greylisted, try later" % a.encode()
+        self.start(extra=["maximal_queue_lifetime = 2s", "minimal_backoff_time = 1s",
+                          "maximal_backoff_time = 1s", "queue_run_delay = 1s"])
+        qid = self.inject("alice@localhost", "bob@b.test")
+        self.inst.wait_log(r"%s: from=<alice@localhost>, status=expired" % qid, timeout=20)
+        dsn = self.notifications()
+        msg = email.message_from_bytes(dsn[0].content)
+        human, report = msg.get_payload()[0], msg.get_payload()[1]
+        rcpt = report.get_payload()[1]
+        self.assertEqual(rcpt["Action"], "failed")
+        self.assertEqual(rcpt["Remote-MTA"], "dns; mx.b.test")
+        self.assertEqual(rcpt["Diagnostic-Code"],
+                         "smtp; 450 4.2.0 <bob@b.test>: greylisted, try later")
+        self.assertIn("<bob@b.test>: message expired: host mx.b.test[127.0.0.1] said: 450",
+                      human.get_payload(decode=True).decode())
 
     def test_size_limit_bounces(self):
         self.fake.ext = ["SIZE 50"]

@@ -161,6 +161,16 @@ static char *status_field(const struct part *p, int group, const char *name)
     }
     const char *gend = strstr(s, "\r\n\r\n");
     char *grp = gend ? dupn(s, (size_t)(gend - s) + 2) : xstrdup(s);
+    /* Unfold: CRLF before a space or tab goes (RFC 5322 2.2.3). */
+    size_t w = 0;
+    for (size_t i = 0; grp[i]; i++) {
+        if (grp[i] == '\r' && grp[i + 1] == '\n' && (grp[i + 2] == ' ' || grp[i + 2] == '\t')) {
+            i++;
+            continue;
+        }
+        grp[w++] = grp[i];
+    }
+    grp[w] = '\0';
     char *v = header(grp, name);
     free(grp);
     return v;
@@ -201,8 +211,8 @@ static const char ORIGINAL[] = "From: alice@a.org\r\n"
                                "second line\r\n";
 
 static struct bounce_rcpt two_rcpts[] = {
-    { "bob@b.org", "rfc822;Bob@B.org", "5.1.1", NULL, "no such user" },
-    { "carol@b.org", NULL, "5.2.2", "smtp", "552 mailbox full" },
+    { "bob@b.org", "rfc822;Bob@B.org", "5.1.1", NULL, "no such user", NULL, NULL },
+    { "carol@b.org", NULL, "5.2.2", "smtp", "552 mailbox full", NULL, NULL },
 };
 
 static void base_request(struct bounce_request *req)
@@ -367,7 +377,9 @@ static void test_null_sender_to_postmaster(void **state)
 static void test_delay_and_success(void **state)
 {
     (void)state;
-    struct bounce_rcpt d[] = { { "bob@b.org", NULL, "4.4.1", NULL, "connection refused" } };
+    struct bounce_rcpt d[] = {
+        { "bob@b.org", NULL, "4.4.1", NULL, "connection refused", NULL, NULL },
+    };
     struct bounce_request req;
     base_request(&req);
     req.kind = BOUNCE_DELAYED;
@@ -388,7 +400,7 @@ static void test_delay_and_success(void **state)
     free_report(&r);
 
     struct bounce_rcpt s[] = { { "bob@b.org", "rfc822;bob@b.org", "2.0.0", NULL,
-                                 "delivered to maildir" } };
+                                 "delivered to maildir", NULL, NULL } };
     base_request(&req);
     req.kind = BOUNCE_DELIVERED;
     req.rcpts = s;
@@ -407,7 +419,9 @@ static void test_utf8_original_and_addresses(void **state)
     (void)state;
     static const char orig[] = "From: j\xc3\xb6rg@a.org\r\nSubject: gr\xc3\xbc\xc3\x9f"
                                "e\r\n\r\nK\xc3\xa4se\r\n";
-    struct bounce_rcpt rc[] = { { "j\xc3\xbcrgen@b.org", NULL, "5.1.1", NULL, "unknown" } };
+    struct bounce_rcpt rc[] = {
+        { "j\xc3\xbcrgen@b.org", NULL, "5.1.1", NULL, "unknown", NULL, NULL },
+    };
     struct bounce_request req;
     base_request(&req);
     req.content = orig;
@@ -443,8 +457,8 @@ static void test_hostile_text_is_contained(void **state)
     static char longdiag[3000];
     memset(longdiag, 'x', sizeof(longdiag) - 1);
     struct bounce_rcpt rc[] = {
-        { "bob@b.org", NULL, "5.0.0", NULL, "bad\r\nX-Injected: yes\xff\xfe" },
-        { "eve@b.org", NULL, "5.0.0", NULL, longdiag },
+        { "bob@b.org", NULL, "5.0.0", NULL, "bad\r\nX-Injected: yes\xff\xfe", NULL, NULL },
+        { "eve@b.org", NULL, "5.0.0", NULL, longdiag, NULL, NULL },
     };
     /* The original contains our own boundary text. */
     static const char orig[] = "Subject: x\r\n\r\n--=_petrel_0123456789ABCDEFGHIJKL_0--\r\n";
@@ -467,6 +481,74 @@ static void test_hostile_text_is_contained(void **state)
     free_report(&r);
 }
 
+/* A remote server's reply: Remote-MTA and "Diagnostic-Code: smtp;" with the
+ * raw reply, folded at spaces, while the human part keeps the explanation;
+ * a local failure next to it keeps x-petrel and its Original-Recipient. The
+ * peer's text tries to add header lines. */
+static void test_remote_mta_and_folding(void **state)
+{
+    (void)state;
+    strbuf reply;
+    strbuf_init(&reply);
+    strbuf_appends(&reply, "550-5.1.1 The email account that you tried to reach does not exist.");
+    strbuf_appends(&reply, " 550-5.1.1 Please try\r\nX-Injected: yes double-checking the");
+    for (int i = 0; i < 20; i++)
+        strbuf_appends(&reply, " recipient's");
+    strbuf_appends(&reply, " 550 5.1.1 address\ttab \x01" "end");
+    struct bounce_rcpt rc[] = {
+        { "bob@p.org", NULL, "5.1.1", "smtp", reply.data, "mx.p.org\r\nX-Evil: 1",
+          "host mx.p.org[10.78.0.40] said: 550 5.1.1 no such user (in reply to RCPT TO "
+          "command)" },
+        { "carol@a.org", "rfc822;Carol@A.org", "5.2.2", NULL, "mailbox full", "", NULL },
+        { "dave@p.org", NULL, "5.0.0", "smtp\r\nX-Type: 1", "550 nope", NULL, NULL },
+    };
+    struct bounce_request req;
+    base_request(&req);
+    req.rcpts = rc;
+    req.nrcpt = 3;
+    struct report r;
+    build(&req, &r);
+    assert_int_equal(r.nparts, 3);
+    assert_null(strstr(r.raw, "\r\nX-Injected"));
+    assert_null(strstr(r.raw, "\r\nX-Evil"));
+    assert_null(strstr(r.raw, "\r\nX-Type"));
+    const struct part *ds = &r.parts[1];
+    assert_field(ds, 1, "Remote-MTA", "dns; mx.p.org  X-Evil: 1");
+    char *v = status_field(ds, 1, "Diagnostic-Code");
+    assert_non_null(v);
+    assert_int_equal(strncmp(v, "smtp; 550-5.1.1 The email account", 33), 0);
+    assert_non_null(strstr(v, "Please try  X-Injected: yes double-checking"));
+    if (strstr(v, " 550 5.1.1 address tab  end") == NULL)
+        fail_msg("diagnostic: %s", v);
+    free(v);
+    /* Folded: no line over 78 bytes, every continuation starts with a
+     * space and is not blank. */
+    const char *line = ds->body;
+    bool folded = false;
+    while (*line) {
+        const char *eol = strstr(line, "\r\n");
+        assert_non_null(eol);
+        assert_true(eol - line <= 78);
+        if (*line == ' ') {
+            folded = true;
+            assert_true(strspn(line, " ") < (size_t)(eol - line));
+        }
+        line = eol + 2;
+    }
+    assert_true(folded);
+    /* The human part explains; the machine part has the raw reply. */
+    assert_non_null(strstr(r.parts[0].body, "<bob@p.org>: host mx.p.org[10.78.0.40] said: 550 "
+                                            "5.1.1 no such user (in reply to RCPT TO command)"));
+    assert_field(ds, 2, "Original-Recipient", "rfc822;Carol@A.org");
+    assert_field(ds, 2, "Remote-MTA", NULL);
+    assert_field(ds, 2, "Diagnostic-Code", "x-petrel; mailbox full");
+    assert_non_null(strstr(r.parts[0].body, "<carol@a.org>: mailbox full"));
+    /* An unknown diagnostic type is not copied. */
+    assert_field(ds, 3, "Diagnostic-Code", "x-petrel; 550 nope");
+    strbuf_free(&reply);
+    free_report(&r);
+}
+
 static void test_bad_requests(void **state)
 {
     (void)state;
@@ -478,13 +560,13 @@ static void test_bad_requests(void **state)
     req.nrcpt = 0;
     assert_int_equal(bounce_build(&req, &out, &err), -1);
     assert_string_equal(err.data, "delivery status notification without recipients");
-    struct bounce_rcpt bad[] = { { "bob@b.org", NULL, "5.1", NULL, NULL } };
+    struct bounce_rcpt bad[] = { { "bob@b.org", NULL, "5.1", NULL, NULL, NULL, NULL } };
     base_request(&req);
     req.rcpts = bad;
     req.nrcpt = 1;
     assert_int_equal(bounce_build(&req, &out, &err), -1);
     assert_non_null(strstr(err.data, "malformed status code"));
-    struct bounce_rcpt empty[] = { { "", NULL, "5.1.1", NULL, NULL } };
+    struct bounce_rcpt empty[] = { { "", NULL, "5.1.1", NULL, NULL, NULL, NULL } };
     req.rcpts = empty;
     assert_int_equal(bounce_build(&req, &out, &err), -1);
     assert_non_null(strstr(err.data, "empty recipient"));
@@ -507,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_delay_and_success),
         cmocka_unit_test(test_utf8_original_and_addresses),
         cmocka_unit_test(test_hostile_text_is_contained),
+        cmocka_unit_test(test_remote_mta_and_folding),
         cmocka_unit_test(test_bad_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

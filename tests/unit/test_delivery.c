@@ -193,6 +193,78 @@ static void test_bad_results(void **state)
     assert_false(delivery_dsn_valid("5.1111.1"));
 }
 
+/* The optional mta= and diag= of a result: they round trip, are cleaned
+ * and cut, come only as a pair, a record without them (an older agent)
+ * reads with both empty, and one read after another does not keep them. */
+static void test_remote_attributes(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct delivery_result res;
+    delivery_result_init(&res);
+    delivery_result_set(&res, 3, DELIVERY_BOUNCED, "5.1.1", "host mx.p.org[10.78.0.40] said: "
+                        "550 5.1.1 no such user (in reply to RCPT TO command)");
+    delivery_result_set_remote(&res, "mx.p.org", "550 5.1.1 no\x7f such\tuser");
+    assert_int_equal(delivery_result_write(sv[1], &res), 0);
+    char longdiag[3000];
+    memset(longdiag, 'x', sizeof(longdiag) - 1);
+    longdiag[sizeof(longdiag) - 1] = '\0';
+    delivery_result_set(&res, 4, DELIVERY_DEFERRED, "4.2.2", "mailbox full");
+    delivery_result_set_remote(&res, "mx.p.org", longdiag);
+    assert_int_equal(delivery_result_write(sv[1], &res), 0);
+    delivery_result_set(&res, 5, DELIVERY_BOUNCED, "5.0.0", "local");
+    delivery_result_set_remote(&res, "", "550 only a reply"); /* no host: neither */
+    assert_int_equal(delivery_result_write(sv[1], &res), 0);
+    /* An older agent's record: no mta=, no diag=. */
+    struct attr_list *l = attr_list_new();
+    attr_add_str(l, "index", "6");
+    attr_add_str(l, "status", "bounced");
+    attr_add_str(l, "dsn", "5.1.1");
+    attr_add_str(l, "reason", "unknown user");
+    assert_int_equal(attr_write(sv[1], l, 1000), 0);
+    attr_list_free(&l);
+    /* A hostile one: a CR in diag= is refused like in reason=. */
+    l = attr_list_new();
+    attr_add_str(l, "index", "7");
+    attr_add_str(l, "status", "bounced");
+    attr_add_str(l, "dsn", "5.1.1");
+    attr_add_str(l, "reason", "x");
+    attr_add_str(l, "mta", "mx.p.org");
+    attr_add_str(l, "diag", "550 a\r\nX-Injected: 1");
+    assert_int_equal(attr_write(sv[1], l, 1000), 0);
+    attr_list_free(&l);
+
+    struct delivery_result r;
+    delivery_result_init(&r);
+    strbuf err;
+    strbuf_init(&err);
+    assert_int_equal(delivery_result_read(sv[0], &r, &err), 1);
+    assert_int_equal(r.index, 3);
+    assert_string_equal(r.mta.data, "mx.p.org");
+    assert_string_equal(r.diag.data, "550 5.1.1 no  such user");
+    assert_non_null(strstr(r.reason.data, "(in reply to RCPT TO command)"));
+    assert_int_equal(delivery_result_read(sv[0], &r, &err), 1);
+    assert_int_equal(r.index, 4);
+    assert_int_equal(r.diag.len, DELIVERY_DIAG_MAX);
+    assert_int_equal(delivery_result_read(sv[0], &r, &err), 1);
+    assert_int_equal(r.index, 5);
+    assert_int_equal(r.mta.len, 0);
+    assert_int_equal(r.diag.len, 0);
+    assert_int_equal(delivery_result_read(sv[0], &r, &err), 1);
+    assert_int_equal(r.index, 6);
+    assert_string_equal(r.reason.data, "unknown user");
+    assert_int_equal(r.mta.len, 0);
+    assert_int_equal(r.diag.len, 0);
+    assert_int_equal(delivery_result_read(sv[0], &r, &err), -1);
+    assert_non_null(strstr(err.data, "\"diag\" holds CR, LF, NUL"));
+    close(sv[0]);
+    close(sv[1]);
+    delivery_result_free(&r);
+    delivery_result_free(&res);
+    strbuf_free(&err);
+}
+
 /* The buffer forms qmgr uses: the serialized request reads back like a
  * written one, results parse from a buffer in pieces, and the end record
  * says whether the agent takes another request. */
@@ -267,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_bad_results),
+        cmocka_unit_test(test_remote_attributes),
         cmocka_unit_test(test_serialize_and_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
