@@ -36,47 +36,31 @@
 #include <time.h>
 #include <unistd.h>
 
-struct fx {
-    char dir[64];
-    char md[96]; /* <dir>/Maildir */
-    strbuf err;
-};
+/* The scratch fixture of tests/unit/support (f->path is <dir>/Maildir). */
+#define fx test_scratch
 
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    if (f == NULL)
-        return -1;
-    strcpy(f->dir, "/tmp/petrel-mailbox-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->md, sizeof(f->md), "%s/Maildir", f->dir);
-    strbuf_init(&f->err);
-    *state = f;
-    return 0;
+    return test_scratch_setup(state, "/tmp/petrel-mailbox-", "Maildir");
 }
 
 static int teardown(void **state)
 {
-    struct fx *f = *state;
-    test_rm_tree(f->dir);
-    strbuf_free(&f->err);
-    free(f);
-    return 0;
+    return test_scratch_teardown(state);
 }
 
 /* ---- helpers ---- */
 
 static void make_md(struct fx *f)
 {
-    assert_int_equal(maildir_create(f->md, 0700, &f->err), 0);
+    assert_int_equal(maildir_create(f->path, 0700, &f->err), 0);
 }
 
 /* Writes <md>/<rel> with the given bytes. */
 static void put(struct fx *f, const char *rel, const void *p, size_t n)
 {
     char path[1024];
-    snprintf(path, sizeof(path), "%s/%s", f->md, rel);
+    snprintf(path, sizeof(path), "%s/%s", f->path, rel);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, p, n), (ssize_t)n);
@@ -92,7 +76,7 @@ static bool exists(struct fx *f, const char *rel)
 {
     char path[1024];
     struct stat st;
-    snprintf(path, sizeof(path), "%s/%s", f->md, rel);
+    snprintf(path, sizeof(path), "%s/%s", f->path, rel);
     return lstat(path, &st) == 0;
 }
 
@@ -101,7 +85,7 @@ static char *deliver(struct fx *f, const void *p, size_t n)
 {
     struct maildir_delivery *d;
     char *final = NULL;
-    assert_int_equal(maildir_open(f->md, &d, &f->err), 0);
+    assert_int_equal(maildir_open(f->path, &d, &f->err), 0);
     assert_int_equal(maildir_write(d, p, n, &f->err), 0);
     assert_int_equal(maildir_commit(&d, &final, &f->err), 0);
     char *base = strdup(strrchr(final, '/') + 1);
@@ -112,7 +96,7 @@ static char *deliver(struct fx *f, const void *p, size_t n)
 static struct mailbox *open_ok(struct fx *f, unsigned flags)
 {
     struct mailbox *mb = NULL;
-    enum mailbox_status st = mailbox_open(f->md, flags, &mb, &f->err);
+    enum mailbox_status st = mailbox_open(f->path, flags, &mb, &f->err);
     if (st != MAILBOX_OK)
         fail_msg("mailbox_open: %d %s", st, f->err.data);
     assert_non_null(mb);
@@ -190,7 +174,7 @@ static void read_cache_file(struct fx *f, strbuf *out)
 {
     char path[256], buf[4096];
     ssize_t n;
-    snprintf(path, sizeof(path), "%s/petrel-sizes", f->md);
+    snprintf(path, sizeof(path), "%s/petrel-sizes", f->path);
     strbuf_reset(out);
     int fd = open(path, O_RDONLY);
     assert_true(fd >= 0);
@@ -208,7 +192,7 @@ static void test_missing_and_empty(void **state)
     char path[160];
 
     /* Missing, as a Maildir (trailing slash) and as a directory path. */
-    snprintf(path, sizeof(path), "%s/", f->md);
+    snprintf(path, sizeof(path), "%s/", f->path);
     assert_int_equal(mailbox_open(path, MAILBOX_EXCLUSIVE, &mb, &f->err), MAILBOX_OK);
     assert_int_equal(mailbox_count(mb), 0);
     assert_null(mailbox_msg(mb, 0));
@@ -224,7 +208,7 @@ static void test_missing_and_empty(void **state)
     mailbox_close(&mb);
 
     /* A directory with only new/ (cur/ is made on the way). */
-    snprintf(path, sizeof(path), "%s/cur", f->md);
+    snprintf(path, sizeof(path), "%s/cur", f->path);
     assert_int_equal(rmdir(path), 0);
     puts_(f, "new/1700000000.M1P1Q1.host", "Subject: x\n\nbody\n");
     mb = open_ok(f, 0);
@@ -262,7 +246,7 @@ static void test_order(void **state)
     puts_(f, "cur/.hidden", "a\n");
     puts_(f, "new/.hidden", "a\n");
     puts_(f, "tmp/1600000000.M1P1Q1.h", "a\n");
-    snprintf(path, sizeof(path), "%s/cur/1600000000.dir", f->md);
+    snprintf(path, sizeof(path), "%s/cur/1600000000.dir", f->path);
     assert_int_equal(mkdir(path, 0700), 0);
 
     struct mailbox *mb = open_ok(f, 0);
@@ -409,7 +393,7 @@ static void test_cache(void **state)
     /* The cache is used: plant a different size for the same file. */
     char *p = strstr(c.data, "6 4 ");
     p[0] = '9';
-    snprintf(path, sizeof(path), "%s/petrel-sizes", f->md);
+    snprintf(path, sizeof(path), "%s/petrel-sizes", f->path);
     put(f, "petrel-sizes", c.data, c.len);
     mb = open_ok(f, 0);
     assert_int_equal(mailbox_msg(mb, 0)->size, 9);
@@ -417,7 +401,7 @@ static void test_cache(void **state)
 
     /* ... but only while size and mtime match: touch the message. */
     struct timespec ts[2] = { { 1000000, 0 }, { 1000000, 0 } };
-    snprintf(path, sizeof(path), "%s/cur/1700000000.M1P1Q1.h:2,", f->md);
+    snprintf(path, sizeof(path), "%s/cur/1700000000.M1P1Q1.h:2,", f->path);
     assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
     mb = open_ok(f, 0);
     assert_int_equal(mailbox_msg(mb, 0)->size, 6);
@@ -444,7 +428,7 @@ static void test_cache(void **state)
     }
 
     /* A removed message leaves the cache at the next session. */
-    snprintf(path, sizeof(path), "%s/cur/1700000000.M1P1Q1.h:2,", f->md);
+    snprintf(path, sizeof(path), "%s/cur/1700000000.M1P1Q1.h:2,", f->path);
     assert_int_equal(unlink(path), 0);
     mb = open_ok(f, 0);
     assert_int_equal(mailbox_count(mb), 1);
@@ -456,10 +440,10 @@ static void test_cache(void **state)
     /* A cache that is a symlink is not read (the planted size is not
      * used), and not written through either. */
     puts_(f, "other", "petrel-sizes 1\n");
-    snprintf(path, sizeof(path), "%s/petrel-sizes", f->md);
+    snprintf(path, sizeof(path), "%s/petrel-sizes", f->path);
     assert_int_equal(unlink(path), 0);
     char target[256];
-    snprintf(target, sizeof(target), "%s/other", f->md);
+    snprintf(target, sizeof(target), "%s/other", f->path);
     assert_int_equal(symlink(target, path), 0);
     mb = open_ok(f, 0);
     assert_int_equal(mailbox_msg(mb, 0)->size, 6);
@@ -528,30 +512,30 @@ static void test_symlinks_refused(void **state)
     /* A symlinked Maildir, with and without a trailing slash. */
     snprintf(real, sizeof(real), "%s/real", f->dir);
     assert_int_equal(maildir_create(real, 0700, &f->err), 0);
-    assert_int_equal(symlink(real, f->md), 0);
-    assert_int_equal(mailbox_open(f->md, 0, &mb, &f->err), MAILBOX_ERROR);
+    assert_int_equal(symlink(real, f->path), 0);
+    assert_int_equal(mailbox_open(f->path, 0, &mb, &f->err), MAILBOX_ERROR);
     assert_non_null(strstr(f->err.data, "symbolic link"));
-    snprintf(path, sizeof(path), "%s/", f->md);
+    snprintf(path, sizeof(path), "%s/", f->path);
     assert_int_equal(mailbox_open(path, 0, &mb, &f->err), MAILBOX_ERROR);
     assert_non_null(strstr(f->err.data, "symbolic link"));
     assert_null(mb);
-    assert_int_equal(unlink(f->md), 0);
+    assert_int_equal(unlink(f->path), 0);
 
     /* A symlinked cur/ (or new/). */
     make_md(f);
-    snprintf(path, sizeof(path), "%s/cur", f->md);
+    snprintf(path, sizeof(path), "%s/cur", f->path);
     assert_int_equal(rmdir(path), 0);
     snprintf(real, sizeof(real), "%s/real/cur", f->dir);
     assert_int_equal(symlink(real, path), 0);
-    assert_int_equal(mailbox_open(f->md, 0, &mb, &f->err), MAILBOX_ERROR);
+    assert_int_equal(mailbox_open(f->path, 0, &mb, &f->err), MAILBOX_ERROR);
     assert_non_null(strstr(f->err.data, "/Maildir/cur: it is a symbolic link"));
     assert_int_equal(unlink(path), 0);
     assert_int_equal(mkdir(path, 0700), 0);
-    snprintf(path, sizeof(path), "%s/new", f->md);
+    snprintf(path, sizeof(path), "%s/new", f->path);
     assert_int_equal(rmdir(path), 0);
     snprintf(real, sizeof(real), "%s/real/new", f->dir);
     assert_int_equal(symlink(real, path), 0);
-    assert_int_equal(mailbox_open(f->md, 0, &mb, &f->err), MAILBOX_ERROR);
+    assert_int_equal(mailbox_open(f->path, 0, &mb, &f->err), MAILBOX_ERROR);
     assert_non_null(strstr(f->err.data, "/Maildir/new: it is a symbolic link"));
     assert_int_equal(unlink(path), 0);
     assert_int_equal(mkdir(path, 0700), 0);
@@ -562,9 +546,9 @@ static void test_symlinks_refused(void **state)
     int fd = open(secret, O_WRONLY | O_CREAT, 0600);
     assert_int_equal(write(fd, "secret\n", 7), 7);
     close(fd);
-    snprintf(path, sizeof(path), "%s/cur/1700000000.M1P1Q1.link,S=7,W=8:2,", f->md);
+    snprintf(path, sizeof(path), "%s/cur/1700000000.M1P1Q1.link,S=7,W=8:2,", f->path);
     assert_int_equal(symlink(secret, path), 0);
-    snprintf(path, sizeof(path), "%s/new/1700000001.M1P1Q1.link", f->md);
+    snprintf(path, sizeof(path), "%s/new/1700000001.M1P1Q1.link", f->path);
     assert_int_equal(symlink(secret, path), 0);
     puts_(f, "cur/1700000002.M1P1Q1.real:2,", "ok\n");
     mb = open_ok(f, 0);
@@ -572,7 +556,7 @@ static void test_symlinks_refused(void **state)
     assert_string_equal(mailbox_msg(mb, 0)->uid, "1700000002.M1P1Q1.real");
 
     /* Swapped for a symlink after the listing: the reader refuses it. */
-    snprintf(path, sizeof(path), "%s/cur/1700000002.M1P1Q1.real:2,", f->md);
+    snprintf(path, sizeof(path), "%s/cur/1700000002.M1P1Q1.real:2,", f->path);
     assert_int_equal(unlink(path), 0);
     assert_int_equal(symlink(secret, path), 0);
     assert_null(mailbox_reader_open(mb, 0, &f->err));
@@ -590,13 +574,13 @@ static void test_foreign_owner(void **state)
     if (geteuid() != 0)
         skip();
     make_md(f);
-    snprintf(path, sizeof(path), "%s/cur", f->md);
+    snprintf(path, sizeof(path), "%s/cur", f->path);
     assert_int_equal(chown(path, 65534, 65534), 0);
-    assert_int_equal(mailbox_open(f->md, 0, &mb, &f->err), MAILBOX_ERROR);
+    assert_int_equal(mailbox_open(f->path, 0, &mb, &f->err), MAILBOX_ERROR);
     assert_non_null(strstr(f->err.data, "/Maildir/cur: owned by uid 65534"));
     assert_int_equal(chown(path, 0, 0), 0);
-    assert_int_equal(chown(f->md, 65534, 65534), 0);
-    assert_int_equal(mailbox_open(f->md, 0, &mb, &f->err), MAILBOX_ERROR);
+    assert_int_equal(chown(f->path, 65534, 65534), 0);
+    assert_int_equal(mailbox_open(f->path, 0, &mb, &f->err), MAILBOX_ERROR);
     assert_non_null(strstr(f->err.data, "owned by uid 65534"));
     assert_null(mb);
 }
@@ -609,7 +593,7 @@ static void test_lock(void **state)
     puts_(f, "cur/1700000000.M1P1Q1.h:2,", "a\n");
 
     struct mailbox *mb = open_ok(f, MAILBOX_EXCLUSIVE);
-    assert_int_equal(mailbox_open(f->md, MAILBOX_EXCLUSIVE, &mb2, &f->err), MAILBOX_IN_USE);
+    assert_int_equal(mailbox_open(f->path, MAILBOX_EXCLUSIVE, &mb2, &f->err), MAILBOX_IN_USE);
     assert_null(mb2);
     assert_non_null(strstr(f->err.data, "in use"));
     /* A reader that does not ask for the lock is not stopped. */
@@ -631,7 +615,7 @@ static void test_lock(void **state)
         struct mailbox *child = NULL;
         strbuf e;
         strbuf_init(&e);
-        c = mailbox_open(f->md, MAILBOX_EXCLUSIVE, &child, &e) == MAILBOX_OK ? 'y' : 'n';
+        c = mailbox_open(f->path, MAILBOX_EXCLUSIVE, &child, &e) == MAILBOX_OK ? 'y' : 'n';
         if (write(pfd[1], &c, 1) != 1)
             _exit(1);
         pause();
@@ -641,7 +625,7 @@ static void test_lock(void **state)
     assert_int_equal(read(pfd[0], &c, 1), 1);
     close(pfd[0]);
     assert_int_equal(c, 'y');
-    assert_int_equal(mailbox_open(f->md, MAILBOX_EXCLUSIVE, &mb2, &f->err), MAILBOX_IN_USE);
+    assert_int_equal(mailbox_open(f->path, MAILBOX_EXCLUSIVE, &mb2, &f->err), MAILBOX_IN_USE);
     assert_int_equal(kill(pid, SIGKILL), 0);
     assert_int_equal(waitpid(pid, NULL, 0), pid);
     mb = open_ok(f, MAILBOX_EXCLUSIVE);
@@ -673,10 +657,10 @@ static void test_commit(void **state)
 
     /* Meanwhile another client removed c and re-flagged d. */
     char a[256], b[256];
-    snprintf(a, sizeof(a), "%s/cur/1700000003.c:2,", f->md);
+    snprintf(a, sizeof(a), "%s/cur/1700000003.c:2,", f->path);
     assert_int_equal(unlink(a), 0);
-    snprintf(a, sizeof(a), "%s/cur/1700000004.d:2,", f->md);
-    snprintf(b, sizeof(b), "%s/cur/1700000004.d:2,S", f->md);
+    snprintf(a, sizeof(a), "%s/cur/1700000004.d:2,", f->path);
+    snprintf(b, sizeof(b), "%s/cur/1700000004.d:2,S", f->path);
     assert_int_equal(rename(a, b), 0);
     /* The reader reports the removed one and still finds the renamed one. */
     assert_null(mailbox_reader_open(mb, 2, &f->err));
@@ -700,7 +684,7 @@ static void test_commit(void **state)
     assert_int_equal(mailbox_count(mb), 2);
     /* A file that vanished after the listing: the reader says so. */
     char p[256];
-    snprintf(p, sizeof(p), "%s/cur/1700000005.e:2,", f->md);
+    snprintf(p, sizeof(p), "%s/cur/1700000005.e:2,", f->path);
     assert_int_equal(unlink(p), 0);
     assert_null(mailbox_reader_open(mb, 1, &f->err));
     assert_string_equal(f->err.data, "message was removed");
@@ -720,9 +704,9 @@ static void test_tmp_cleanup(void **state)
     make_md(f);
     puts_(f, "tmp/1600000000.M1P1Q1.old", "partial");
     puts_(f, "tmp/1600000000.M1P1Q2.fresh", "partial");
-    snprintf(path, sizeof(path), "%s/tmp/1600000000.M1P1Q1.old", f->md);
+    snprintf(path, sizeof(path), "%s/tmp/1600000000.M1P1Q1.old", f->path);
     assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
-    snprintf(path, sizeof(path), "%s/tmp/olddir", f->md);
+    snprintf(path, sizeof(path), "%s/tmp/olddir", f->path);
     assert_int_equal(mkdir(path, 0700), 0);
     assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
 

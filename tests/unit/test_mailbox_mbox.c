@@ -34,33 +34,17 @@
 #include <time.h>
 #include <unistd.h>
 
-struct fx {
-    char dir[64];
-    char mbox[96]; /* <dir>/mbox */
-    strbuf err;
-};
+/* The scratch fixture of tests/unit/support (f->path is <dir>/mbox). */
+#define fx test_scratch
 
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    if (f == NULL)
-        return -1;
-    strcpy(f->dir, "/tmp/petrel-mbox-read-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->mbox, sizeof(f->mbox), "%s/mbox", f->dir);
-    strbuf_init(&f->err);
-    *state = f;
-    return 0;
+    return test_scratch_setup(state, "/tmp/petrel-mbox-read-", "mbox");
 }
 
 static int teardown(void **state)
 {
-    struct fx *f = *state;
-    test_rm_tree(f->dir);
-    strbuf_free(&f->err);
-    free(f);
-    return 0;
+    return test_scratch_teardown(state);
 }
 
 /* ---- helpers ---- */
@@ -72,7 +56,7 @@ static void append(struct fx *f, const char *text, size_t n, time_t t)
     strbuf from;
     strbuf_init(&from);
     mbox_from_line(&from, "sender@example.org", t);
-    assert_int_equal(mbox_open(f->mbox, NULL, &m, &f->err), MBOX_OK);
+    assert_int_equal(mbox_open(f->path, NULL, &m, &f->err), MBOX_OK);
     assert_int_equal(mbox_write_raw(m, from.data, from.len, &f->err), MBOX_OK);
     assert_int_equal(mbox_write(m, text, n, &f->err), MBOX_OK);
     assert_int_equal(mbox_commit(&m, &f->err), MBOX_OK);
@@ -86,7 +70,7 @@ static void appends(struct fx *f, const char *text, time_t t)
 
 static void write_raw(struct fx *f, const char *s)
 {
-    int fd = open(f->mbox, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, s, strlen(s)), (ssize_t)strlen(s));
     close(fd);
@@ -107,7 +91,7 @@ static void slurp(const char *path, strbuf *out)
 static struct mailbox *open_ok(struct fx *f, unsigned flags)
 {
     struct mailbox *mb = NULL;
-    enum mailbox_status st = mailbox_open(f->mbox, flags, &mb, &f->err);
+    enum mailbox_status st = mailbox_open(f->path, flags, &mb, &f->err);
     if (st != MAILBOX_OK)
         fail_msg("mailbox_open: %d %s", st, f->err.data);
     return mb;
@@ -166,7 +150,7 @@ static void test_missing_empty_bad(void **state)
     mailbox_close(&mb);
 
     write_raw(f, "Subject: not an mbox\n\nbody\n");
-    assert_int_equal(mailbox_open(f->mbox, 0, &mb, &f->err), MAILBOX_ERROR);
+    assert_int_equal(mailbox_open(f->path, 0, &mb, &f->err), MAILBOX_ERROR);
     assert_non_null(strstr(f->err.data, "not an mbox file"));
     assert_null(mb);
 }
@@ -182,7 +166,7 @@ static void test_boundaries(void **state)
     strbuf from;
     strbuf_init(&from);
     mbox_from_line(&from, "crlf@example.org", 5000);
-    assert_int_equal(mbox_open(f->mbox, NULL, &m, &f->err), MBOX_OK);
+    assert_int_equal(mbox_open(f->path, NULL, &m, &f->err), MBOX_OK);
     assert_int_equal(mbox_write_raw(m, from.data, from.len, &f->err), MBOX_OK);
     assert_int_equal(mbox_write_crlf(m, "A: b\r\n\r\nFrom x\r\nbare\rcr\r\n", 25, &f->err),
                      MBOX_OK);
@@ -260,22 +244,22 @@ static void test_refused(void **state)
     appends(f, "x\n", 1000);
 
     snprintf(other, sizeof(other), "%s/link", f->dir);
-    assert_int_equal(symlink(f->mbox, other), 0);
+    assert_int_equal(symlink(f->path, other), 0);
     assert_int_equal(mailbox_open(other, 0, &mb, &f->err), MAILBOX_ERROR);
     assert_non_null(strstr(f->err.data, "symbolic link"));
     assert_int_equal(unlink(other), 0);
 
     snprintf(other, sizeof(other), "%s/hard", f->dir);
-    assert_int_equal(link(f->mbox, other), 0);
-    assert_int_equal(mailbox_open(f->mbox, 0, &mb, &f->err), MAILBOX_ERROR);
+    assert_int_equal(link(f->path, other), 0);
+    assert_int_equal(mailbox_open(f->path, 0, &mb, &f->err), MAILBOX_ERROR);
     assert_non_null(strstr(f->err.data, "hard links"));
     assert_int_equal(unlink(other), 0);
 
     if (geteuid() == 0) { /* someone else's file */
-        assert_int_equal(chown(f->mbox, 65534, 65534), 0);
-        assert_int_equal(mailbox_open(f->mbox, 0, &mb, &f->err), MAILBOX_ERROR);
+        assert_int_equal(chown(f->path, 65534, 65534), 0);
+        assert_int_equal(mailbox_open(f->path, 0, &mb, &f->err), MAILBOX_ERROR);
         assert_non_null(strstr(f->err.data, "owned by uid 65534"));
-        assert_int_equal(chown(f->mbox, 0, 0), 0);
+        assert_int_equal(chown(f->path, 0, 0), 0);
     }
 
     snprintf(other, sizeof(other), "%s/fifo", f->dir);
@@ -291,7 +275,7 @@ static void test_lock(void **state)
     struct mailbox *mb2 = NULL;
     appends(f, "x\n", 1000);
     struct mailbox *mb = open_ok(f, MAILBOX_EXCLUSIVE);
-    assert_int_equal(mailbox_open(f->mbox, MAILBOX_EXCLUSIVE, &mb2, &f->err), MAILBOX_IN_USE);
+    assert_int_equal(mailbox_open(f->path, MAILBOX_EXCLUSIVE, &mb2, &f->err), MAILBOX_IN_USE);
     assert_null(mb2);
     /* Delivery goes on during a session (it uses the dot-lock and fcntl). */
     appends(f, "y\n", 2000);
@@ -323,7 +307,7 @@ static void test_commit_keeps_new_mail(void **state)
     assert_int_equal(mailbox_commit(mb, &f->err), -1);
     mailbox_close(&mb);
 
-    slurp(f->mbox, &after);
+    slurp(f->path, &after);
     assert_null(strstr(after.data, "zero"));
     assert_null(strstr(after.data, "two"));
     mb = open_ok(f, 0);
@@ -338,10 +322,10 @@ static void test_commit_keeps_new_mail(void **state)
         mailbox_mark_deleted(mb, i, true);
     assert_int_equal(mailbox_commit(mb, &f->err), 0);
     mailbox_close(&mb);
-    slurp(f->mbox, &after);
+    slurp(f->path, &after);
     assert_int_equal(after.len, 0);
     char lock[160];
-    snprintf(lock, sizeof(lock), "%s.lock", f->mbox);
+    snprintf(lock, sizeof(lock), "%s.lock", f->path);
     assert_int_equal(access(lock, F_OK), -1); /* the dot-lock is gone */
     free(keep1);
     free(keep3);
@@ -358,7 +342,7 @@ static void test_commit_waits_for_dotlock(void **state)
     struct timespec t0, t1;
     appends(f, "Subject: 0\n\nzero\n", 1000);
     appends(f, "Subject: 1\n\none\n", 1001);
-    snprintf(lock, sizeof(lock), "%s.lock", f->mbox);
+    snprintf(lock, sizeof(lock), "%s.lock", f->path);
 
     struct mailbox *mb = open_ok(f, MAILBOX_EXCLUSIVE);
     int fd = open(lock, O_WRONLY | O_CREAT | O_EXCL, 0600);
@@ -398,7 +382,7 @@ static void test_commit_refuses_changed_file(void **state)
 
     /* Rewritten in place (same size) by another program. */
     struct mailbox *mb = open_ok(f, MAILBOX_EXCLUSIVE);
-    slurp(f->mbox, &before);
+    slurp(f->path, &before);
     char *p = strstr(before.data, "one");
     p[0] = 'O';
     write_raw(f, before.data);
@@ -406,12 +390,12 @@ static void test_commit_refuses_changed_file(void **state)
     assert_int_equal(mailbox_commit(mb, &f->err), -1);
     assert_non_null(strstr(f->err.data, "changed by another program"));
     mailbox_close(&mb);
-    slurp(f->mbox, &after);
+    slurp(f->path, &after);
     assert_true(strbuf_eq(&after, before.data));
 
     /* Grown by something that is not a whole message. */
     mb = open_ok(f, MAILBOX_EXCLUSIVE);
-    int afd = open(f->mbox, O_WRONLY | O_APPEND);
+    int afd = open(f->path, O_WRONLY | O_APPEND);
     assert_int_equal(write(afd, "rest of a message\n", 18), 18);
     close(afd);
     mailbox_mark_deleted(mb, 1, true);
@@ -422,7 +406,7 @@ static void test_commit_refuses_changed_file(void **state)
 
     /* Shortened. */
     mb = open_ok(f, MAILBOX_EXCLUSIVE);
-    assert_int_equal(truncate(f->mbox, 10), 0);
+    assert_int_equal(truncate(f->path, 10), 0);
     mailbox_mark_deleted(mb, 1, true);
     assert_int_equal(mailbox_commit(mb, &f->err), -1);
     mailbox_close(&mb);
@@ -435,12 +419,12 @@ static void test_commit_refuses_changed_file(void **state)
     int fd = open(tmp, O_WRONLY | O_CREAT, 0600);
     assert_int_equal(write(fd, before.data, before.len), (ssize_t)before.len);
     close(fd);
-    assert_int_equal(rename(tmp, f->mbox), 0);
+    assert_int_equal(rename(tmp, f->path), 0);
     mailbox_mark_deleted(mb, 1, true);
     assert_int_equal(mailbox_commit(mb, &f->err), -1);
     assert_non_null(strstr(f->err.data, "replaced"));
     mailbox_close(&mb);
-    slurp(f->mbox, &after);
+    slurp(f->path, &after);
     assert_true(strbuf_eq(&after, before.data));
     strbuf_free(&before);
     strbuf_free(&after);

@@ -37,34 +37,17 @@
 
 /* ---- fixtures and helpers ---- */
 
-struct fx {
-    char dir[64];  /* the mkdtemp directory */
-    char md[96];   /* <dir>/Maildir */
-    strbuf err;
-};
-
+/* The scratch fixture of tests/unit/support (f->path is <dir>/Maildir). */
+#define fx test_scratch
 
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    if (f == NULL)
-        return -1;
-    strcpy(f->dir, "/tmp/petrel-maildir-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->md, sizeof(f->md), "%s/Maildir", f->dir);
-    strbuf_init(&f->err);
-    *state = f;
-    return 0;
+    return test_scratch_setup(state, "/tmp/petrel-maildir-", "Maildir");
 }
 
 static int teardown(void **state)
 {
-    struct fx *f = *state;
-    test_rm_tree(f->dir);
-    strbuf_free(&f->err);
-    free(f);
-    return 0;
+    return test_scratch_teardown(state);
 }
 
 /* Number of entries in <md>/<sub> other than . and .. (-1 if unreadable). */
@@ -114,7 +97,7 @@ static char *deliver(struct fx *f, const void *p, size_t n)
 {
     struct maildir_delivery *d;
     char *final = NULL;
-    assert_int_equal(maildir_open(f->md, &d, &f->err), 0);
+    assert_int_equal(maildir_open(f->path, &d, &f->err), 0);
     assert_int_equal(maildir_write(d, p, n, &f->err), 0);
     assert_int_equal(maildir_commit(&d, &final, &f->err), 0);
     assert_null(d);
@@ -131,19 +114,19 @@ static void test_create(void **state)
     char sub[160];
     const char *subs[] = { "tmp", "new", "cur" };
 
-    assert_int_equal(maildir_create(f->md, 0700, &f->err), 0);
+    assert_int_equal(maildir_create(f->path, 0700, &f->err), 0);
     for (size_t i = 0; i < 3; i++) {
-        snprintf(sub, sizeof(sub), "%s/%s", f->md, subs[i]);
+        snprintf(sub, sizeof(sub), "%s/%s", f->path, subs[i]);
         assert_int_equal(lstat(sub, &st), 0);
         assert_true(S_ISDIR(st.st_mode));
         assert_int_equal(st.st_mode & 07777, 0700);
     }
     /* Idempotent, and completes a half-made maildir. */
-    snprintf(sub, sizeof(sub), "%s/cur", f->md);
+    snprintf(sub, sizeof(sub), "%s/cur", f->path);
     assert_int_equal(rmdir(sub), 0);
-    assert_int_equal(maildir_create(f->md, 0700, &f->err), 0);
+    assert_int_equal(maildir_create(f->path, 0700, &f->err), 0);
     assert_int_equal(lstat(sub, &st), 0);
-    assert_int_equal(maildir_create(f->md, 0700, &f->err), 0);
+    assert_int_equal(maildir_create(f->path, 0700, &f->err), 0);
 }
 
 static void test_create_errors(void **state)
@@ -169,17 +152,17 @@ static void test_create_errors(void **state)
     /* A symlinked maildir is refused, even to a real directory. */
     snprintf(target, sizeof(target), "%s/real", f->dir);
     assert_int_equal(mkdir(target, 0700), 0);
-    assert_int_equal(symlink(target, f->md), 0);
-    assert_int_equal(maildir_create(f->md, 0700, &f->err), -1);
+    assert_int_equal(symlink(target, f->path), 0);
+    assert_int_equal(maildir_create(f->path, 0700, &f->err), -1);
     assert_non_null(strstr(f->err.data, "it is a symbolic link"));
     assert_int_equal(count_entries(target, "."), 0);
-    assert_int_equal(unlink(f->md), 0);
+    assert_int_equal(unlink(f->path), 0);
 
     /* A symlinked subdirectory is refused. */
-    assert_int_equal(mkdir(f->md, 0700), 0);
-    snprintf(path, sizeof(path), "%s/new", f->md);
+    assert_int_equal(mkdir(f->path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/new", f->path);
     assert_int_equal(symlink(target, path), 0);
-    assert_int_equal(maildir_create(f->md, 0700, &f->err), -1);
+    assert_int_equal(maildir_create(f->path, 0700, &f->err), -1);
     assert_non_null(strstr(f->err.data, "/Maildir/new: it is a symbolic link"));
 
     assert_int_equal(maildir_create("", 0700, &f->err), -1);
@@ -201,10 +184,10 @@ static void test_roundtrip(void **state)
 
     strbuf_init(&want);
     strbuf_init(&got);
-    assert_int_equal(maildir_create(f->md, 0700, &f->err), 0);
-    assert_int_equal(maildir_open(f->md, &d, &f->err), 0);
-    assert_int_equal(count_entries(f->md, "tmp"), 1); /* written in tmp/ first */
-    assert_int_equal(count_entries(f->md, "new"), 0);
+    assert_int_equal(maildir_create(f->path, 0700, &f->err), 0);
+    assert_int_equal(maildir_open(f->path, &d, &f->err), 0);
+    assert_int_equal(count_entries(f->path, "tmp"), 1); /* written in tmp/ first */
+    assert_int_equal(count_entries(f->path, "new"), 0);
     assert_int_equal(maildir_write(d, part1, sizeof(part1) - 1, &f->err), 0);
     assert_int_equal(maildir_write(d, "", 0, &f->err), 0);
     assert_int_equal(maildir_write(d, part2, sizeof(part2) - 1, &f->err), 0);
@@ -213,14 +196,14 @@ static void test_roundtrip(void **state)
 
     strbuf_append(&want, part1, sizeof(part1) - 1);
     strbuf_append(&want, part2, sizeof(part2) - 1);
-    snprintf(prefix, sizeof(prefix), "%s/new/", f->md);
+    snprintf(prefix, sizeof(prefix), "%s/new/", f->path);
     assert_true(strncmp(final, prefix, strlen(prefix)) == 0);
     slurp(final, &got);
     assert_int_equal(got.len, want.len);
     assert_memory_equal(got.data, want.data, want.len);
-    assert_int_equal(count_entries(f->md, "tmp"), 0);
-    assert_int_equal(count_entries(f->md, "new"), 1);
-    assert_int_equal(count_entries(f->md, "cur"), 0);
+    assert_int_equal(count_entries(f->path, "tmp"), 0);
+    assert_int_equal(count_entries(f->path, "new"), 1);
+    assert_int_equal(count_entries(f->path, "cur"), 0);
 
     /* <sec>.M<usec>P<pid>Q<n>.<host>,S=<size>,W=<size with CRLF> */
     const char *name = final + strlen(prefix);
@@ -262,7 +245,7 @@ static void test_thousand_unique(void **state)
     unsigned long long s, w;
 
     assert_non_null(names);
-    assert_int_equal(maildir_create(f->md, 0700, &f->err), 0);
+    assert_int_equal(maildir_create(f->path, 0700, &f->err), 0);
     for (int i = 0; i < N; i++) {
         int n = snprintf(body, sizeof(body), "message %d\n%s", i, i % 2 ? "x\n" : "");
         names[i] = deliver(f, body, (size_t)n);
@@ -272,8 +255,8 @@ static void test_thousand_unique(void **state)
         assert_int_equal(s, (unsigned long long)n);
     }
     /* No delivery replaced another: all files exist under distinct names. */
-    assert_int_equal(count_entries(f->md, "new"), N);
-    assert_int_equal(count_entries(f->md, "tmp"), 0);
+    assert_int_equal(count_entries(f->path, "new"), N);
+    assert_int_equal(count_entries(f->path, "tmp"), 0);
     qsort(names, N, sizeof(*names), cmp_str);
     for (int i = 1; i < N; i++)
         assert_true(strcmp(names[i - 1], names[i]) != 0);
@@ -293,7 +276,7 @@ static void test_large_message(void **state)
     assert_non_null(big);
     for (size_t i = 0; i < n; i++)
         big[i] = (i % 77 == 76) ? '\n' : (char)('a' + i % 26);
-    assert_int_equal(maildir_create(f->md, 0700, &f->err), 0);
+    assert_int_equal(maildir_create(f->path, 0700, &f->err), 0);
     char *final = deliver(f, big, n);
     strbuf_init(&got);
     slurp(final, &got);
@@ -312,23 +295,23 @@ static void test_abort(void **state)
     struct fx *f = *state;
     struct maildir_delivery *d;
 
-    assert_int_equal(maildir_create(f->md, 0700, &f->err), 0);
-    assert_int_equal(maildir_open(f->md, &d, &f->err), 0);
+    assert_int_equal(maildir_create(f->path, 0700, &f->err), 0);
+    assert_int_equal(maildir_open(f->path, &d, &f->err), 0);
     assert_int_equal(maildir_write(d, "partial", 7, &f->err), 0);
-    assert_int_equal(count_entries(f->md, "tmp"), 1);
+    assert_int_equal(count_entries(f->path, "tmp"), 1);
     maildir_abort(&d);
     assert_null(d);
-    assert_int_equal(count_entries(f->md, "tmp"), 0);
-    assert_int_equal(count_entries(f->md, "new"), 0);
+    assert_int_equal(count_entries(f->path, "tmp"), 0);
+    assert_int_equal(count_entries(f->path, "new"), 0);
     maildir_abort(&d); /* NULL is fine */
 
     /* Abort right after open, and commit without asking for the name. */
-    assert_int_equal(maildir_open(f->md, &d, &f->err), 0);
+    assert_int_equal(maildir_open(f->path, &d, &f->err), 0);
     maildir_abort(&d);
-    assert_int_equal(count_entries(f->md, "tmp"), 0);
-    assert_int_equal(maildir_open(f->md, &d, &f->err), 0);
+    assert_int_equal(count_entries(f->path, "tmp"), 0);
+    assert_int_equal(maildir_open(f->path, &d, &f->err), 0);
     assert_int_equal(maildir_commit(&d, NULL, &f->err), 0);
-    assert_int_equal(count_entries(f->md, "new"), 1);
+    assert_int_equal(count_entries(f->path, "new"), 1);
 }
 
 /* ---- refusals (BAD-INPUT.md row 8) ---- */
@@ -338,19 +321,19 @@ static void test_missing_maildir(void **state)
     struct fx *f = *state;
     struct maildir_delivery *d = (void *)1;
 
-    assert_int_equal(maildir_open(f->md, &d, &f->err), -1);
+    assert_int_equal(maildir_open(f->path, &d, &f->err), -1);
     assert_null(d);
     assert_non_null(strstr(f->err.data, "cannot open directory"));
     assert_non_null(strstr(f->err.data, "No such file or directory"));
 
     /* A maildir without new/ is not usable either. */
-    assert_int_equal(mkdir(f->md, 0700), 0);
+    assert_int_equal(mkdir(f->path, 0700), 0);
     char sub[160];
-    snprintf(sub, sizeof(sub), "%s/tmp", f->md);
+    snprintf(sub, sizeof(sub), "%s/tmp", f->path);
     assert_int_equal(mkdir(sub, 0700), 0);
-    assert_int_equal(maildir_open(f->md, &d, &f->err), -1);
+    assert_int_equal(maildir_open(f->path, &d, &f->err), -1);
     assert_non_null(strstr(f->err.data, "/Maildir/new: No such file or directory"));
-    assert_int_equal(count_entries(f->md, "tmp"), 0);
+    assert_int_equal(count_entries(f->path, "tmp"), 0);
 
     assert_int_equal(maildir_open("", &d, &f->err), -1);
     assert_string_equal(f->err.data, "cannot deliver to maildir: empty path");
@@ -366,13 +349,13 @@ static void check_symlinked_sub(struct fx *f, const char *sub)
 
     snprintf(elsewhere, sizeof(elsewhere), "%s/elsewhere", f->dir);
     assert_int_equal(maildir_create(elsewhere, 0700, &f->err), 0);
-    assert_int_equal(maildir_create(f->md, 0700, &f->err), 0);
-    snprintf(link_path, sizeof(link_path), "%s/%s", f->md, sub);
+    assert_int_equal(maildir_create(f->path, 0700, &f->err), 0);
+    snprintf(link_path, sizeof(link_path), "%s/%s", f->path, sub);
     snprintf(target, sizeof(target), "%s/%s", elsewhere, sub);
     assert_int_equal(rmdir(link_path), 0);
     assert_int_equal(symlink(target, link_path), 0);
 
-    assert_int_equal(maildir_open(f->md, &d, &f->err), -1);
+    assert_int_equal(maildir_open(f->path, &d, &f->err), -1);
     assert_null(d);
     snprintf(expect, sizeof(expect), "refusing to deliver to %s: it is a symbolic link",
              link_path);
@@ -399,18 +382,18 @@ static void test_symlinked_maildir(void **state)
 
     snprintf(real, sizeof(real), "%s/real", f->dir);
     assert_int_equal(maildir_create(real, 0700, &f->err), 0);
-    assert_int_equal(symlink(real, f->md), 0);
-    assert_int_equal(maildir_open(f->md, &d, &f->err), -1);
+    assert_int_equal(symlink(real, f->path), 0);
+    assert_int_equal(maildir_open(f->path, &d, &f->err), -1);
     assert_null(d);
-    snprintf(expect, sizeof(expect), "refusing to deliver to %s: it is a symbolic link", f->md);
+    snprintf(expect, sizeof(expect), "refusing to deliver to %s: it is a symbolic link", f->path);
     assert_string_equal(f->err.data, expect);
     assert_int_equal(count_entries(real, "tmp"), 0);
     assert_int_equal(count_entries(real, "new"), 0);
 
     /* A dangling symlink is refused the same way. */
-    assert_int_equal(unlink(f->md), 0);
-    assert_int_equal(symlink("/nonexistent/petrel", f->md), 0);
-    assert_int_equal(maildir_open(f->md, &d, &f->err), -1);
+    assert_int_equal(unlink(f->path), 0);
+    assert_int_equal(symlink("/nonexistent/petrel", f->path), 0);
+    assert_int_equal(maildir_open(f->path, &d, &f->err), -1);
     assert_string_equal(f->err.data, expect);
 }
 
@@ -421,13 +404,13 @@ static void test_not_a_directory(void **state)
     char sub[160];
     struct maildir_delivery *d;
 
-    assert_int_equal(maildir_create(f->md, 0700, &f->err), 0);
-    snprintf(sub, sizeof(sub), "%s/new", f->md);
+    assert_int_equal(maildir_create(f->path, 0700, &f->err), 0);
+    snprintf(sub, sizeof(sub), "%s/new", f->path);
     assert_int_equal(rmdir(sub), 0);
     int fd = open(sub, O_WRONLY | O_CREAT | O_EXCL, 0600);
     assert_true(fd >= 0);
     close(fd);
-    assert_int_equal(maildir_open(f->md, &d, &f->err), -1);
+    assert_int_equal(maildir_open(f->path, &d, &f->err), -1);
     assert_non_null(strstr(f->err.data, "/Maildir/new as a maildir directory: it is not a directory"));
 }
 
@@ -441,18 +424,18 @@ static void test_foreign_owner(void **state)
         print_message("    (not root: cannot give a directory to another user)\n");
         skip();
     }
-    assert_int_equal(maildir_create(f->md, 0700, &f->err), 0);
-    snprintf(sub, sizeof(sub), "%s/new", f->md);
+    assert_int_equal(maildir_create(f->path, 0700, &f->err), 0);
+    snprintf(sub, sizeof(sub), "%s/new", f->path);
     assert_int_equal(chown(sub, OTHER_UID, OTHER_UID), 0);
-    assert_int_equal(maildir_open(f->md, &d, &f->err), -1);
+    assert_int_equal(maildir_open(f->path, &d, &f->err), -1);
     snprintf(expect, sizeof(expect),
              "refusing to deliver to %s: owned by uid %d, delivering as uid 0", sub, OTHER_UID);
     assert_string_equal(f->err.data, expect);
-    assert_int_equal(count_entries(f->md, "tmp"), 0);
+    assert_int_equal(count_entries(f->path, "tmp"), 0);
 
     assert_int_equal(chown(sub, 0, 0), 0);
-    assert_int_equal(chown(f->md, OTHER_UID, OTHER_UID), 0);
-    assert_int_equal(maildir_open(f->md, &d, &f->err), -1);
+    assert_int_equal(chown(f->path, OTHER_UID, OTHER_UID), 0);
+    assert_int_equal(maildir_open(f->path, &d, &f->err), -1);
     assert_non_null(strstr(f->err.data, "owned by uid 65534"));
 }
 
@@ -523,11 +506,11 @@ static void test_crlf_delivery_every_split(void **state)
     unsigned long long s, w;
 
     strbuf_init(&got);
-    assert_int_equal(maildir_create(f->md, 0700, &f->err), 0);
+    assert_int_equal(maildir_create(f->path, 0700, &f->err), 0);
     for (size_t a = 0; a <= n; a++) {
         struct maildir_delivery *d;
         char *final;
-        assert_int_equal(maildir_open(f->md, &d, &f->err), 0);
+        assert_int_equal(maildir_open(f->path, &d, &f->err), 0);
         assert_int_equal(maildir_write_crlf_to_lf(d, crlf_in, a, &f->err), 0);
         assert_int_equal(maildir_write_crlf_to_lf(d, crlf_in + a, n - a, &f->err), 0);
         assert_int_equal(maildir_commit(&d, &final, &f->err), 0);
@@ -544,7 +527,7 @@ static void test_crlf_delivery_every_split(void **state)
     /* A held CR followed by a raw write was bare: it is kept. */
     struct maildir_delivery *d;
     char *final;
-    assert_int_equal(maildir_open(f->md, &d, &f->err), 0);
+    assert_int_equal(maildir_open(f->path, &d, &f->err), 0);
     assert_int_equal(maildir_write_crlf_to_lf(d, "a\r", 2, &f->err), 0);
     assert_int_equal(maildir_write(d, "\nb", 2, &f->err), 0);
     assert_int_equal(maildir_commit(&d, &final, &f->err), 0);
@@ -571,8 +554,8 @@ static void test_write_error(void **state)
 
     assert_non_null(big);
     strbuf_init(&first);
-    assert_int_equal(maildir_create(f->md, 0700, &f->err), 0);
-    assert_int_equal(maildir_open(f->md, &d, &f->err), 0);
+    assert_int_equal(maildir_create(f->path, 0700, &f->err), 0);
+    assert_int_equal(maildir_open(f->path, &d, &f->err), 0);
 
     assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
     small = old;
@@ -589,7 +572,7 @@ static void test_write_error(void **state)
     assert_non_null(strstr(f->err.data, strerror(EFBIG)));
     strbuf_append_sb(&first, &f->err);
     /* Removed at once, and the failure sticks. */
-    assert_int_equal(count_entries(f->md, "tmp"), 0);
+    assert_int_equal(count_entries(f->path, "tmp"), 0);
     assert_int_equal(maildir_write(d, "x", 1, &f->err), -1);
     assert_string_equal(f->err.data, first.data);
     assert_int_equal(maildir_write_crlf_to_lf(d, "x", 1, &f->err), -1);
@@ -598,8 +581,8 @@ static void test_write_error(void **state)
     assert_null(d);
     assert_null(final);
     assert_string_equal(f->err.data, first.data);
-    assert_int_equal(count_entries(f->md, "tmp"), 0);
-    assert_int_equal(count_entries(f->md, "new"), 0);
+    assert_int_equal(count_entries(f->path, "tmp"), 0);
+    assert_int_equal(count_entries(f->path, "new"), 0);
     free(big);
     strbuf_free(&first);
 }
@@ -608,7 +591,7 @@ static void test_write_error(void **state)
 static int child_unwritable(struct fx *f)
 {
     struct maildir_delivery *d;
-    if (maildir_open(f->md, &d, &f->err) != -1 || d != NULL)
+    if (maildir_open(f->path, &d, &f->err) != -1 || d != NULL)
         return 1;
     if (strstr(f->err.data, "cannot create a file in ") == NULL ||
         strstr(f->err.data, "/Maildir/tmp: Permission denied") == NULL) {
@@ -626,17 +609,17 @@ static void test_unwritable_tmp(void **state)
     char sub[160];
     int status;
 
-    assert_int_equal(maildir_create(f->md, 0700, &f->err), 0);
-    snprintf(sub, sizeof(sub), "%s/tmp", f->md);
+    assert_int_equal(maildir_create(f->path, 0700, &f->err), 0);
+    snprintf(sub, sizeof(sub), "%s/tmp", f->path);
     assert_int_equal(chmod(sub, 0500), 0);
     if (geteuid() != 0) {
         assert_int_equal(child_unwritable(f), 0);
         return;
     }
     assert_int_equal(chmod(f->dir, 0755), 0);
-    assert_int_equal(chown(f->md, OTHER_UID, OTHER_UID), 0);
+    assert_int_equal(chown(f->path, OTHER_UID, OTHER_UID), 0);
     assert_int_equal(chown(sub, OTHER_UID, OTHER_UID), 0);
-    snprintf(sub, sizeof(sub), "%s/new", f->md);
+    snprintf(sub, sizeof(sub), "%s/new", f->path);
     assert_int_equal(chown(sub, OTHER_UID, OTHER_UID), 0);
     fflush(NULL);
     pid_t pid = fork();
@@ -661,10 +644,10 @@ static int child_hostname(struct fx *f)
     char *final;
     if (unshare(CLONE_NEWUTS) != 0 || sethostname(host, sizeof(host) - 1) != 0)
         return 77; /* not possible here */
-    if (maildir_create(f->md, 0700, &f->err) != 0)
+    if (maildir_create(f->path, 0700, &f->err) != 0)
         return 1;
     struct maildir_delivery *d;
-    if (maildir_open(f->md, &d, &f->err) != 0 || maildir_commit(&d, &final, &f->err) != 0)
+    if (maildir_open(f->path, &d, &f->err) != 0 || maildir_commit(&d, &final, &f->err) != 0)
         return 2;
     const char *name = strrchr(final, '/') + 1;
     if (strstr(name, ".evil\\057host\\072name\\054x,S=0,W=0") == NULL) {
